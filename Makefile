@@ -1,0 +1,47 @@
+# Thin wrappers. `make run` / `make test` create .venv and install the project first if needed;
+# PostgreSQL and Redis are provisioned by config/stack.py (environment, local, or embedded).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.flotilla-installed
+ARGS ?=
+
+.PHONY: venv run test lint fmt migrations-check manage up down logs
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes (or the venv is new).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,embedded]'
+	touch $@
+
+run: venv
+	$(PY) -m config.stack run
+
+test: venv
+	$(PY) -m config.stack test $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrations-check: venv
+	$(PY) -m config.stack manage makemigrations --check --dry-run
+
+manage: venv
+	$(PY) -m config.stack manage $(ARGS)
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs -f

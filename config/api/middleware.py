@@ -1,0 +1,19 @@
+"""Tags every request with an id that error bodies and the X-Men-Requestid header carry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.request_id = request.headers.get("X-Men-Requestid") or uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Men-Requestid"] = request.request_id
+        return response

@@ -1,0 +1,283 @@
+"""Admin for deployments: progress, per-device statuses and logs, create and abort via the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpResponseRedirect
+from django.utils.html import format_html
+
+from config.errors import DomainError
+from deployments_app import deployment_selectors
+from deployments_app.models import (
+    Artifact,
+    Deployment,
+    DeploymentPhase,
+    DeviceDeployment,
+)
+from deployments_app.services import creation, logs, transitions
+from deployments_app.states import FINAL_STATUSES
+
+
+class DeploymentCreateForm(forms.ModelForm):
+    TARGETS = [
+        ("devices", "Device list"),
+        ("group", "Static group"),
+        ("all", "All accepted devices"),
+    ]
+
+    release = forms.ChoiceField(choices=())
+    target = forms.ChoiceField(choices=TARGETS)
+    devices = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        help_text="Device ids, one per line.",
+    )
+    group = forms.CharField(required=False)
+    force_installation = forms.BooleanField(required=False)
+    retries = forms.IntegerField(min_value=0, initial=0)
+
+    class Meta:
+        model = Deployment
+        fields = ["name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = (
+            Artifact.objects.order_by("name").values_list("name", flat=True).distinct()
+        )
+        self.fields["release"].choices = [(name, name) for name in names]
+
+    def service_arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        arguments: dict[str, Any] = {
+            "name": data["name"],
+            "artifact_name": data["release"],
+            "force_installation": data["force_installation"],
+            "retries": data["retries"],
+        }
+        if data["target"] == "devices":
+            arguments["devices"] = [
+                line.strip() for line in data["devices"].splitlines() if line.strip()
+            ]
+        elif data["target"] == "group":
+            arguments["group"] = data["group"].strip()
+        else:
+            arguments["all_devices"] = True
+        return arguments
+
+
+class PhaseInline(admin.TabularInline):
+    model = DeploymentPhase
+    extra = 0
+    can_delete = False
+    fields = [
+        "number",
+        "batch_size",
+        "start_ts",
+        "capacity",
+        "device_count",
+        "started_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class DeviceDeploymentInline(admin.TabularInline):
+    model = DeviceDeployment
+    extra = 0
+    can_delete = False
+    fields = [
+        "device",
+        "status",
+        "substate",
+        "attempts",
+        "started",
+        "finished",
+        "has_log",
+    ]
+    readonly_fields = fields
+    show_change_link = True
+    max_num = 0
+
+    def get_queryset(self, request: Any) -> QuerySet[DeviceDeployment]:
+        return super().get_queryset(request).order_by("status", "device_id")
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "artifact_name",
+        "status",
+        "target_kind",
+        "created",
+        "progress",
+    ]
+    list_filter = ["status", "target_kind"]
+    search_fields = ["name", "artifact_name"]
+    actions = ["abort_deployments"]
+    inlines = [PhaseInline, DeviceDeploymentInline]
+    readonly_fields = [
+        "id",
+        "name",
+        "artifact_name",
+        "status",
+        "created",
+        "finished",
+        "target_kind",
+        "group_name",
+        "max_devices",
+        "device_count",
+        "retries",
+        "force_installation",
+        "expanded_at",
+        "statistics",
+    ]
+    exclude = [
+        "device_list",
+        "artifacts",
+        "constructor_checksum",
+        "expansion_cursor",
+        "filter_snapshot",
+    ]
+
+    def get_queryset(self, request: Any) -> QuerySet[Deployment]:
+        final = Q(device_deployments__status__in=FINAL_STATUSES)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                total_count=Count("device_deployments"),
+                final_count=Count("device_deployments", filter=final),
+                success_count=Count(
+                    "device_deployments", filter=Q(device_deployments__status="success")
+                ),
+                failure_count=Count(
+                    "device_deployments", filter=Q(device_deployments__status="failure")
+                ),
+            )
+        )
+
+    @admin.display(description="Progress")
+    def progress(self, deployment: Deployment) -> str:
+        total = deployment.total_count or 0
+        percent = round(100 * deployment.final_count / total) if total else 0
+        return format_html(
+            '<div style="width:120px;background:#ddd"><div style="width:{}%;background:#417690;height:8px">'
+            "</div></div>{}/{} finished, {} success, {} failure",
+            percent,
+            deployment.final_count,
+            total,
+            deployment.success_count,
+            deployment.failure_count,
+        )
+
+    @admin.display(description="Statistics")
+    def statistics(self, deployment: Deployment) -> dict[str, Any]:
+        return deployment_selectors.deployment_statistics(
+            deployment_ids=[deployment.pk]
+        )[str(deployment.pk)]
+
+    def get_form(
+        self, request: Any, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = DeploymentCreateForm
+            kwargs["fields"] = [
+                "name",
+                "release",
+                "target",
+                "devices",
+                "group",
+                "force_installation",
+                "retries",
+            ]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+        return self.readonly_fields if obj is not None else []
+
+    def get_inlines(self, request: Any, obj: Any = None) -> list[Any]:
+        return self.inlines if obj is not None else []
+
+    def save_model(
+        self, request: Any, obj: Deployment, form: Any, change: bool
+    ) -> None:
+        if change:
+            return
+        created = creation.create_deployment(
+            **form.service_arguments(), created_by=request.user
+        )
+        obj.pk = created.pk
+        obj.__dict__.update(
+            {k: v for k, v in created.__dict__.items() if not k.startswith("_")}
+        )
+
+    def add_view(
+        self, request: Any, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except DomainError as exc:
+            # Raised by create_deployment inside the admin's transaction, which rolled back.
+            self.message_user(
+                request, f"Deployment not created: {exc.message}", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Abort selected deployments")
+    def abort_deployments(self, request: Any, queryset: QuerySet[Deployment]) -> None:
+        aborted = 0
+        for deployment in queryset:
+            try:
+                transitions.abort_deployment(deployment_id=deployment.pk)
+                aborted += 1
+            except DomainError as exc:
+                self.message_user(
+                    request, f"{deployment.name}: {exc.message}", messages.WARNING
+                )
+        self.message_user(request, f"{aborted} deployment(s) aborted.")
+
+
+@admin.register(DeviceDeployment)
+class DeviceDeploymentAdmin(admin.ModelAdmin):
+    list_display = ["device", "deployment", "status", "attempts", "started", "finished"]
+    list_filter = ["status"]
+    search_fields = ["device__id", "deployment__name"]
+    readonly_fields = [
+        "deployment",
+        "device",
+        "status",
+        "substate",
+        "created",
+        "admitted_at",
+        "started",
+        "finished",
+        "attempts",
+        "artifact",
+        "request",
+        "log_text",
+    ]
+    exclude = ["image", "phase", "deleted", "artifact_size", "has_log"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Log")
+    def log_text(self, record: DeviceDeployment) -> str:
+        log = getattr(record, "log", None)
+        if log is None:
+            return "-"
+        return format_html("<pre>{}</pre>", logs.format_log(log.messages))

@@ -1,0 +1,233 @@
+"""Read functions for artifacts and releases, and their Mender JSON shapes.
+
+Deployment read functions live in deployments_app.deployment_selectors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
+
+from config.errors import InvalidInput
+from deployments_app.exceptions import ArtifactNotFound
+from deployments_app.models import Artifact, Release
+
+ARTIFACT_SORTS = {
+    "name:asc": ("name", "modified", "id"),
+    "name:desc": ("-name", "-modified", "-id"),
+    "modified:asc": ("modified", "id"),
+    "modified:desc": ("-modified", "-id"),
+}
+RELEASE_SORTS = {
+    "name:asc": ("name", "id"),
+    "name:desc": ("-name", "-id"),
+    "modified:asc": ("modified", "id"),
+    "modified:desc": ("-modified", "-id"),
+    "artifacts_count:asc": ("artifacts_count", "name", "id"),
+    "artifacts_count:desc": ("-artifacts_count", "name", "id"),
+    "tags:asc": ("tags", "name", "id"),
+    "tags:desc": ("-tags", "name", "id"),
+}
+# Joins an array for substring search; a control character no device type contains.
+_ARRAY_SEPARATOR = "\x1f"
+
+
+def parse_artifact_id(raw: Any) -> uuid.UUID:
+    """A path parameter as a UUID, or 400 "ID is not a valid UUID"."""
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        raise InvalidInput("ID is not a valid UUID") from None
+
+
+def _sort(
+    raw: str | None, options: dict[str, tuple[str, ...]], default: str
+) -> tuple[str, ...]:
+    key = (raw or default).lower()
+    if key not in options:
+        raise InvalidInput(f"invalid sort parameter: {raw}")
+    return options[key]
+
+
+def _device_types_text() -> Func:
+    return Func(
+        F("device_types_compatible"),
+        Value(_ARRAY_SEPARATOR),
+        function="array_to_string",
+        output_field=CharField(),
+    )
+
+
+def list_artifacts(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    device_type: str | None = None,
+    sort: str | None = None,
+) -> QuerySet[Artifact]:
+    """Artifacts filtered by case-insensitive substrings of name, description and any device type."""
+    artifacts = Artifact.objects.all()
+    if name:
+        artifacts = artifacts.filter(name__icontains=name)
+    if description:
+        artifacts = artifacts.filter(description__icontains=description)
+    if device_type:
+        artifacts = artifacts.annotate(device_types_text=_device_types_text()).filter(
+            device_types_text__icontains=device_type
+        )
+    return artifacts.order_by(*_sort(sort, ARTIFACT_SORTS, "name:asc"))
+
+
+def get_artifact(*, artifact_id: Any) -> Artifact:
+    """One artifact by id (400 for a malformed id, 404 if unknown)."""
+    artifact = Artifact.objects.filter(pk=parse_artifact_id(artifact_id)).first()
+    if artifact is None:
+        raise ArtifactNotFound("artifact not found")
+    return artifact
+
+
+def list_artifacts_by_name(*, name: str) -> QuerySet[Artifact]:
+    """All artifacts of one release (same artifact name)."""
+    return Artifact.objects.filter(name=name).order_by("modified", "id")
+
+
+def list_releases(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    device_type: str | None = None,
+    update_type: str | None = None,
+    tags: list[str] | None = None,
+    sort: str | None = None,
+) -> QuerySet[Release]:
+    """Releases (groups of artifacts sharing a name) that have artifacts, with them prefetched.
+
+    `name` is a case-insensitive prefix; `description` and `device_type` are case-insensitive
+    substrings of one of the release's artifacts; `update_type` is an exact payload type;
+    `tags` keeps releases carrying any of the (lower-cased) tags.
+    """
+    releases = Release.objects.annotate(artifacts_count=Count("artifacts")).filter(
+        artifacts_count__gt=0
+    )
+    if name:
+        releases = releases.filter(name__istartswith=name)
+    artifact_filter = Q()
+    if description:
+        artifact_filter &= Q(description__icontains=description)
+    if device_type:
+        artifact_filter &= Q(device_types_text__icontains=device_type)
+    if update_type:
+        artifact_filter &= Q(updates__contains=[{"type_info": {"type": update_type}}])
+    if artifact_filter:
+        matching = (
+            Artifact.objects.annotate(device_types_text=_device_types_text())
+            .filter(release=OuterRef("pk"))
+            .filter(artifact_filter)
+        )
+        releases = releases.filter(Exists(matching))
+    if tags:
+        releases = releases.filter(tags__overlap=[tag.lower() for tag in tags])
+    return releases.prefetch_related(
+        Prefetch("artifacts", queryset=Artifact.objects.order_by("modified", "id"))
+    ).order_by(*_sort(sort, RELEASE_SORTS, "name:asc"))
+
+
+def list_release_tags() -> list[str]:
+    """Every tag used by a release, sorted."""
+    tags: set[str] = set()
+    for release_tags in Release.objects.exclude(tags=[]).values_list("tags", flat=True):
+        tags.update(release_tags)
+    return sorted(tags)
+
+
+def list_update_types() -> list[str]:
+    """Every payload type of the stored artifacts, sorted."""
+    types: set[str] = set()
+    for updates in Artifact.objects.values_list("updates", flat=True):
+        for update in updates or []:
+            payload_type = (update.get("type_info") or {}).get("type")
+            if payload_type:
+                types.add(payload_type)
+    return sorted(types)
+
+
+# ------------------------------------------------------------------ output shapes
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with ``Z`` (microseconds kept when present)."""
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _meta_data_list(meta_data: Any) -> list[Any]:
+    # mender-cli decodes meta_data as a JSON array; an object breaks `artifacts list`.
+    if meta_data is None or meta_data == {}:
+        return []
+    if isinstance(meta_data, list):
+        return meta_data
+    return [meta_data]
+
+
+def artifact_output(artifact: Artifact) -> dict[str, Any]:
+    """The Mender artifact JSON (management API, device deployment `image`)."""
+    return {
+        "id": str(artifact.id),
+        "name": artifact.name,
+        "description": artifact.description,
+        "device_types_compatible": list(artifact.device_types_compatible),
+        "info": {"format": artifact.info_format, "version": artifact.info_version},
+        "signed": artifact.signed,
+        "updates": [
+            {
+                "type_info": {"type": (update.get("type_info") or {}).get("type")},
+                "files": list(update.get("files") or []),
+                "meta_data": _meta_data_list(update.get("meta_data")),
+            }
+            for update in artifact.updates or []
+        ],
+        "artifact_provides": dict(artifact.provides or {}),
+        "artifact_depends": dict(artifact.depends or {}),
+        "clears_artifact_provides": list(artifact.clears or []),
+        "size": artifact.size,
+        "modified": rfc3339(artifact.modified),
+    }
+
+
+def release_output(release: Release, *, legacy: bool) -> dict[str, Any]:
+    """A release: v1 (`legacy`) uses the capitalised keys Name/Artifacts/ArtifactsCount/Modified."""
+    artifacts = list(release.artifacts.all())
+    modified = max([release.modified, *(a.modified for a in artifacts)])
+    items = [artifact_output(artifact) for artifact in artifacts]
+    if legacy:
+        return {
+            "Name": release.name,
+            "Artifacts": items,
+            "ArtifactsCount": len(items),
+            "Modified": rfc3339(modified),
+            "tags": list(release.tags),
+            "notes": release.notes,
+        }
+    return {
+        "name": release.name,
+        "modified": rfc3339(modified),
+        "artifacts": items,
+        "artifacts_count": len(items),
+        "tags": list(release.tags),
+        "notes": release.notes,
+    }

@@ -1,0 +1,381 @@
+"""The device poll: which deployment (and artifact) a device gets next (spec §2.4-2.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, Max, OuterRef, Q
+from django.utils import timezone
+
+from deployments_app.exceptions import ConflictingRequest, InvalidStatusReport
+from deployments_app.models import (
+    Artifact,
+    Deployment,
+    DeploymentPhase,
+    DeviceDeployment,
+    TargetKind,
+)
+from deployments_app.services.transitions import write_device_deployment_status
+from deployments_app.states import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    DeploymentStatus,
+    DeviceDeploymentStatus,
+)
+from devices_app.models import FilterMembership
+
+MAX_ATTRIBUTE_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """What the device says it runs: from the v2 POST, the v1 POST or the v1 GET."""
+
+    artifact_name: str
+    device_type: str
+    provides: dict[str, str]
+
+    def as_stored(self) -> dict[str, Any]:
+        return {
+            "artifact_name": self.artifact_name,
+            "device_type": self.device_type,
+            "provides": self.provides,
+        }
+
+
+@dataclass(frozen=True)
+class Instructions:
+    deployment_id: str
+    artifact: Artifact
+
+
+def build_poll_request(
+    *, artifact_name: Any, device_type: Any, provides: dict[str, Any]
+) -> PollRequest:
+    """Validate the poll's inputs (400 on missing or oversize values)."""
+    for label, value in (
+        ("artifact_name", artifact_name),
+        ("device_type", device_type),
+    ):
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ATTRIBUTE_LENGTH:
+            raise InvalidStatusReport(
+                f"{label} must be a string of 1..{MAX_ATTRIBUTE_LENGTH} characters"
+            )
+    clean: dict[str, str] = {}
+    for key, value in provides.items():
+        if key in ("artifact_name", "device_type"):
+            continue
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_ATTRIBUTE_LENGTH
+            or len(key) > MAX_ATTRIBUTE_LENGTH
+        ):
+            raise InvalidStatusReport(
+                f"provides: {key!r} must be a string of at most {MAX_ATTRIBUTE_LENGTH} characters"
+            )
+        clean[key] = value
+    return PollRequest(
+        artifact_name=artifact_name, device_type=device_type, provides=clean
+    )
+
+
+def assign_next_deployment(
+    *, device_id: Any, request: PollRequest
+) -> Instructions | None:
+    """Return the deployment the device should install now, or None (204).
+
+    1. resume the device's oldest admitted active record;
+    2. else pick the oldest active deployment created after the deployment of its newest final
+       record that targets it, and admit it (phase capacity, max_devices);
+    3. check the request against the stored one (409), assign an artifact (or noartifact),
+       detect already-installed; only then hand out instructions.
+    """
+    _record_reported_inventory(device_id, request)
+    record = _active_admitted_record(device_id)
+    if record is None:
+        record = _admit_next(device_id, request)
+        if record is None:
+            return None
+    elif record.request is not None and record.request != request.as_stored():
+        with transaction.atomic():
+            write_device_deployment_status(
+                device_deployment=record, to=DeviceDeploymentStatus.FAILURE
+            )
+        raise ConflictingRequest("Device provided conflicting request data")
+    if record.artifact_id is None:
+        artifact = select_artifact(deployment=record.deployment, request=request)
+        if artifact is None:
+            with transaction.atomic():
+                write_device_deployment_status(
+                    device_deployment=record, to=DeviceDeploymentStatus.NOARTIFACT
+                )
+            return None
+        _assign_artifact(record, artifact)
+    artifact = record.artifact
+    if (
+        not record.deployment.force_installation
+        and record.status == DeviceDeploymentStatus.PENDING
+        and request.artifact_name == artifact.name
+    ):
+        with transaction.atomic():
+            write_device_deployment_status(
+                device_deployment=record, to=DeviceDeploymentStatus.ALREADY_INSTALLED
+            )
+        return None
+    return Instructions(deployment_id=str(record.deployment_id), artifact=artifact)
+
+
+def _record_reported_inventory(device_id: Any, request: PollRequest) -> None:
+    from devices_app.services.inventory import merge_device_inventory
+
+    merge_device_inventory(
+        device_id=device_id,
+        attributes={
+            "artifact_name": request.artifact_name,
+            "device_type": request.device_type,
+            **request.provides,
+        },
+    )
+
+
+def _active_admitted_record(device_id: Any) -> DeviceDeployment | None:
+    return (
+        DeviceDeployment.objects.select_related("deployment", "artifact")
+        .filter(
+            device_id=device_id,
+            status__in=ACTIVE_STATUSES,
+            deleted__isnull=True,
+            admitted_at__isnull=False,
+        )
+        .order_by("created", "deployment_id")
+        .first()
+    )
+
+
+def _newest_final_created(device_id: Any) -> dt.datetime | None:
+    return DeviceDeployment.objects.filter(
+        device_id=device_id, status__in=FINAL_STATUSES, deleted__isnull=True
+    ).aggregate(newest=Max("created"))["newest"]
+
+
+def _admit_next(device_id: Any, request: PollRequest) -> DeviceDeployment | None:
+    after = _newest_final_created(device_id)
+    materialise_unexpanded_targets(device_id, after)
+    static_target = _oldest_static_target(device_id, after)
+    dynamic = _oldest_dynamic_candidate(device_id, after)
+    if static_target is not None and (
+        dynamic is None
+        or (static_target.created, str(static_target.deployment_id))
+        < (dynamic.created, str(dynamic.pk))
+    ):
+        return _admit_static(static_target, request)
+    if dynamic is not None:
+        return _admit_dynamic(dynamic, device_id, request)
+    return None
+
+
+def materialise_unexpanded_targets(device_id: Any, after: dt.datetime | None) -> None:
+    """Give the device its row now in static deployments a worker has not expanded yet.
+
+    Without this, a device polling during an expansion could be handed a newer deployment
+    first and, by the ordering rule, lose the older one for good.
+    """
+    from deployments_app.services.creation import target_devices_sql
+
+    unexpanded = Deployment.objects.filter(expanded_at__isnull=True).exclude(
+        status=DeploymentStatus.FINISHED
+    )
+    if after is not None:
+        unexpanded = unexpanded.filter(created__gt=after)
+    table = DeviceDeployment._meta.db_table
+    for deployment in unexpanded.order_by("created", "id"):
+        targets_sql, params = target_devices_sql(deployment)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (id, deployment_id, device_id, status, substate, created, attempts, has_log)
+                SELECT gen_random_uuid(), %s::uuid, t.device_id, 'pending', '', %s, 0, false
+                FROM ({targets_sql}) t WHERE t.device_id = %s::uuid
+                ON CONFLICT (deployment_id, device_id) WHERE deleted IS NULL DO NOTHING
+                """,
+                [str(deployment.pk), deployment.created, *params, str(device_id)],
+            )
+
+
+def _oldest_static_target(
+    device_id: Any, after: dt.datetime | None
+) -> DeviceDeployment | None:
+    targets = (
+        DeviceDeployment.objects.select_related("deployment")
+        .filter(
+            device_id=device_id,
+            status=DeviceDeploymentStatus.PENDING,
+            admitted_at__isnull=True,
+            deleted__isnull=True,
+        )
+        .exclude(deployment__status=DeploymentStatus.FINISHED)
+    )
+    if after is not None:
+        targets = targets.filter(created__gt=after)
+    return targets.order_by("created", "deployment_id").first()
+
+
+def _oldest_dynamic_candidate(
+    device_id: Any, after: dt.datetime | None
+) -> Deployment | None:
+    member_of = FilterMembership.objects.filter(device_id=device_id).values(
+        "device_filter_id"
+    )
+    candidates = (
+        Deployment.objects.filter(
+            target_kind=TargetKind.DYNAMIC, filter_id__in=member_of
+        )
+        .exclude(status=DeploymentStatus.FINISHED)
+        .exclude(
+            Exists(
+                DeviceDeployment.objects.filter(
+                    deployment_id=OuterRef("pk"),
+                    device_id=device_id,
+                    deleted__isnull=True,
+                )
+            )
+        )
+    )
+    if after is not None:
+        candidates = candidates.filter(created__gt=after)
+    return candidates.order_by("created", "id").first()
+
+
+def _take_phase_slot(
+    deployment_id: Any, now: dt.datetime
+) -> tuple[bool, DeploymentPhase | None]:
+    """Admission under the cumulative phase model (spec §1.12); call inside a transaction.
+
+    Locks the deployment's started phases so concurrent polls cannot overfill them.
+    """
+    started = list(
+        DeploymentPhase.objects.select_for_update()
+        .filter(deployment_id=deployment_id, start_ts__lte=now)
+        .order_by("number")
+    )
+    if not started:
+        has_phases = DeploymentPhase.objects.filter(
+            deployment_id=deployment_id
+        ).exists()
+        return (not has_phases), None
+    active = started[-1]
+    if active.capacity is not None:
+        capacity = sum(phase.capacity or 0 for phase in started)
+        if sum(phase.device_count for phase in started) >= capacity:
+            return False, None
+    DeploymentPhase.objects.filter(pk=active.pk).update(
+        device_count=F("device_count") + 1
+    )
+    return True, active
+
+
+def _admit_static(
+    target: DeviceDeployment, request: PollRequest
+) -> DeviceDeployment | None:
+    now = timezone.now()
+    with transaction.atomic():
+        admitted, phase = _take_phase_slot(target.deployment_id, now)
+        if not admitted:
+            return None
+        claimed = DeviceDeployment.objects.filter(
+            pk=target.pk, admitted_at__isnull=True
+        ).update(admitted_at=now, attempts=1, request=request.as_stored(), phase=phase)
+        if not claimed:
+            transaction.set_rollback(True)
+    if not claimed:
+        return _active_admitted_record(
+            target.device_id
+        )  # a concurrent poll of this device won
+    target.admitted_at, target.attempts, target.request, target.phase = (
+        now,
+        1,
+        request.as_stored(),
+        phase,
+    )
+    return target
+
+
+def _admit_dynamic(
+    deployment: Deployment, device_id: Any, request: PollRequest
+) -> DeviceDeployment | None:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            has_room = (
+                Deployment.objects.filter(pk=deployment.pk)
+                .exclude(status=DeploymentStatus.FINISHED)
+                .filter(Q(max_devices=0) | Q(device_count__lt=F("max_devices")))
+                .update(device_count=F("device_count") + 1)
+            )
+            if not has_room:
+                return None
+            admitted, phase = _take_phase_slot(deployment.pk, now)
+            if not admitted:
+                transaction.set_rollback(True)
+                return None
+            record = DeviceDeployment.objects.create(
+                deployment=deployment,
+                device_id=device_id,
+                status=DeviceDeploymentStatus.PENDING,
+                created=deployment.created,
+                admitted_at=now,
+                attempts=1,
+                request=request.as_stored(),
+                phase=phase,
+            )
+    except IntegrityError:
+        return _active_admitted_record(
+            device_id
+        )  # a concurrent poll of this device won
+    record.deployment = deployment
+    return record
+
+
+def select_artifact(*, deployment: Deployment, request: PollRequest) -> Artifact | None:
+    """The smallest artifact of the release that fits the device type and whose depends the device provides."""
+    provided = {
+        **request.provides,
+        "artifact_name": request.artifact_name,
+        "device_type": request.device_type,
+    }
+    candidates = Artifact.objects.filter(
+        id__in=deployment.artifacts,
+        device_types_compatible__contains=[request.device_type],
+    ).order_by("size", "id")
+    for artifact in candidates:
+        if _depends_satisfied(artifact.depends or {}, provided):
+            return artifact
+    return None
+
+
+def _depends_satisfied(depends: dict[str, Any], provided: dict[str, str]) -> bool:
+    for key, wanted in depends.items():
+        if key == "device_type":
+            continue
+        have = provided.get(key)
+        if have is None:
+            return False
+        if isinstance(wanted, list):
+            if have not in wanted:
+                return False
+        elif have != wanted:
+            return False
+    return True
+
+
+def _assign_artifact(record: DeviceDeployment, artifact: Artifact) -> None:
+    from deployments_app.selectors import artifact_output
+
+    image = artifact_output(artifact)
+    DeviceDeployment.objects.filter(pk=record.pk, artifact__isnull=True).update(
+        artifact=artifact, artifact_size=artifact.size, image=image
+    )
+    record.artifact, record.artifact_size, record.image = artifact, artifact.size, image

@@ -1,0 +1,376 @@
+"""Creating deployments and expanding their static target sets into device deployments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from deployments_app.dispatch import dispatch_on_commit
+from deployments_app.exceptions import (
+    DuplicateActiveDeployment,
+    InvalidDeployment,
+    NoArtifactForDeployment,
+)
+from deployments_app.models import (
+    Artifact,
+    Deployment,
+    DeploymentPhase,
+    DeviceDeployment,
+    TargetKind,
+)
+from deployments_app.states import DeploymentStatus
+from devices_app.models import Device
+from devices_app.states import DeviceStatus
+
+
+@dataclass(frozen=True)
+class PhaseRequest:
+    batch_size: int | None
+    start_ts: dt.datetime | None
+
+
+def _constructor_checksum(**constructor: Any) -> str:
+    canonical = json.dumps(constructor, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _parse_device_ids(devices: list[Any]) -> list[uuid.UUID]:
+    ids: list[uuid.UUID] = []
+    for entry in devices:
+        if not isinstance(entry, str) or not entry:
+            raise InvalidDeployment("devices: every entry must be a non-empty string")
+        try:
+            ids.append(uuid.UUID(entry))
+        except ValueError:
+            raise InvalidDeployment(
+                f"devices: {entry!r} is not a valid device id"
+            ) from None
+    return list(dict.fromkeys(ids))
+
+
+def target_devices_sql(deployment: Deployment) -> tuple[str, list[Any]]:
+    """SQL selecting ``device_id`` of the static target set, as it was at the creation instant."""
+    from devices_app.services.groups import (
+        accepted_devices_sql,
+        group_members_as_of_sql,
+    )
+
+    if deployment.target_kind == TargetKind.GROUP:
+        return group_members_as_of_sql(
+            group_name=deployment.group_name or "", as_of=deployment.created
+        )
+    if deployment.target_kind == TargetKind.ALL:
+        sql, params = accepted_devices_sql()
+        return (
+            f"SELECT t.device_id FROM ({sql}) t JOIN {Device._meta.db_table} d ON d.id = t.device_id "
+            "WHERE d.created_ts <= %s",
+            [*params, deployment.created],
+        )
+    return (
+        f"SELECT d.id AS device_id FROM {Device._meta.db_table} d "
+        "WHERE d.id = ANY(%s::uuid[]) AND d.status = %s",
+        [
+            [str(device_id) for device_id in deployment.device_list],
+            DeviceStatus.ACCEPTED,
+        ],
+    )
+
+
+def _count_targets_now(target_kind: str, group_name: str | None) -> int:
+    probe = Deployment(
+        target_kind=target_kind, group_name=group_name or "", created=timezone.now()
+    )
+    sql, params = target_devices_sql(probe)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) targets", params)
+        return cursor.fetchone()[0]
+
+
+def phase_capacities(batch_sizes: list[int | None], total: int) -> list[int]:
+    """Devices per phase (spec §1.12): floor(percent × N), the last phase gets the rest; no empty batch."""
+    counts = [
+        math.floor(size * total / 100) for size in batch_sizes[:-1] if size is not None
+    ]
+    counts.append(total - sum(counts))
+    for number, count in enumerate(counts, start=1):
+        if count <= 0:
+            raise InvalidDeployment(
+                "Attempt to create a batch with zero devices not allowed. "
+                f"Batch: ({number}) will be empty"
+            )
+    return counts
+
+
+def _validate_phases(
+    phases: list[PhaseRequest], now: dt.datetime
+) -> list[PhaseRequest]:
+    if not phases:
+        return []
+    if (
+        len(phases) == 1
+        and phases[0].batch_size in (None, 100)
+        and phases[0].start_ts is None
+    ):
+        return []  # a single empty phase is a regular deployment
+    previous_start = None
+    total_percent = 0
+    for number, phase in enumerate(phases, start=1):
+        is_last = number == len(phases)
+        if phase.batch_size is None and not is_last:
+            raise InvalidDeployment(
+                f"phase {number}: batch_size is required except for the last phase"
+            )
+        if phase.batch_size is not None and not 1 <= phase.batch_size <= 100:
+            raise InvalidDeployment(
+                f"phase {number}: batch_size must be between 1 and 100"
+            )
+        if phase.start_ts is None and number > 1:
+            raise InvalidDeployment(
+                f"phase {number}: start_ts is required after the first phase"
+            )
+        start = phase.start_ts or now
+        if previous_start is not None and start <= previous_start:
+            raise InvalidDeployment(
+                f"phase {number}: start_ts must be later than the previous phase's"
+            )
+        previous_start = start
+        total_percent += phase.batch_size or 0
+    if total_percent > 100 or (
+        phases[-1].batch_size is not None and total_percent != 100
+    ):
+        raise InvalidDeployment("phase batch sizes must add up to 100")
+    return phases
+
+
+def create_deployment(
+    *,
+    name: str,
+    artifact_name: str,
+    devices: list[Any] | None = None,
+    all_devices: bool = False,
+    group: str | None = None,
+    filter_id: Any = None,
+    force_installation: bool = False,
+    phases: list[PhaseRequest] | None = None,
+    retries: int = 0,
+    max_devices: int | None = None,
+    created_by: Any = None,
+) -> Deployment:
+    """Validate and store a deployment (spec §1.8, §1.12); a worker expands static targets after commit."""
+    now = timezone.now()
+    chosen = [bool(devices), all_devices, group is not None, filter_id is not None]
+    if sum(chosen) != 1:
+        raise InvalidDeployment(
+            "give exactly one target: devices, all_devices, a group or a filter"
+        )
+    device_ids = _parse_device_ids(devices or [])
+    if filter_id is not None:
+        target_kind = TargetKind.DYNAMIC
+    elif group is not None:
+        target_kind = TargetKind.GROUP
+    elif all_devices:
+        target_kind = TargetKind.ALL
+    else:
+        target_kind = TargetKind.DEVICES
+
+    phase_requests = _validate_phases(phases or [], now)
+    filter_snapshot, target_count = None, len(device_ids)
+    if target_kind == TargetKind.DYNAMIC:
+        from devices_app.selectors import filter_member_count, get_device_filter
+
+        device_filter = get_device_filter(filter_id=filter_id)
+        filter_snapshot = {
+            "id": str(device_filter.id),
+            "name": device_filter.name,
+            "terms": device_filter.terms,
+        }
+        target_count = filter_member_count(filter_id=device_filter.id)
+        if phase_requests and target_count == 0:
+            raise InvalidDeployment(
+                "No devices for the deployment: a phased deployment needs matching devices"
+            )
+    elif target_kind in (TargetKind.GROUP, TargetKind.ALL):
+        target_count = _count_targets_now(target_kind, group)
+        if target_count == 0:
+            raise InvalidDeployment("No devices for the deployment")
+
+    artifact_ids = list(
+        Artifact.objects.filter(name=artifact_name).values_list("id", flat=True)
+    )
+    if not artifact_ids:
+        raise NoArtifactForDeployment("No artifact for the deployment")
+
+    capacities = (
+        phase_capacities([p.batch_size for p in phase_requests], target_count)
+        if phase_requests
+        else []
+    )
+    groups = [group] if group else []
+    if target_kind == TargetKind.DEVICES and len(device_ids) == 1:
+        from devices_app.selectors import device_group_names
+
+        groups = device_group_names(device_id=device_ids[0])
+    deployment = Deployment(
+        name=name,
+        artifact_name=artifact_name,
+        created=now,
+        status=_initial_status(phase_requests, now),
+        target_kind=target_kind,
+        group_name=group or "",
+        groups=groups,
+        device_list=device_ids,
+        all_devices=all_devices,
+        force_installation=force_installation,
+        max_devices=(max_devices or 0)
+        if target_kind == TargetKind.DYNAMIC
+        else target_count,
+        artifacts=artifact_ids,
+        retries=retries,
+        filter_id=filter_id,
+        filter_snapshot=filter_snapshot,
+        initial_device_count=target_count
+        if target_kind == TargetKind.DYNAMIC
+        else None,
+        constructor_checksum=_constructor_checksum(
+            name=name,
+            artifact_name=artifact_name,
+            devices=sorted(str(d) for d in device_ids),
+            all_devices=all_devices,
+            group=group,
+            filter_id=str(filter_id) if filter_id else None,
+            force_installation=force_installation,
+        ),
+        expanded_at=now if target_kind == TargetKind.DYNAMIC else None,
+        created_by=created_by,
+    )
+    try:
+        with transaction.atomic():
+            deployment.save(force_insert=True)
+            _create_phases(deployment, phase_requests, capacities, now)
+            if target_kind != TargetKind.DYNAMIC:
+                from deployments_app.tasks import expand_deployment_task
+
+                dispatch_on_commit(expand_deployment_task, str(deployment.pk))
+    except IntegrityError:
+        raise DuplicateActiveDeployment(
+            "there is already an active deployment with the same parameters"
+        ) from None
+    return deployment
+
+
+def _initial_status(phases: list[PhaseRequest], now: dt.datetime) -> DeploymentStatus:
+    first_start = phases[0].start_ts if phases else None
+    if first_start is not None and first_start > now:
+        return DeploymentStatus.SCHEDULED
+    return DeploymentStatus.PENDING
+
+
+def _create_phases(
+    deployment: Deployment,
+    phases: list[PhaseRequest],
+    capacities: list[int],
+    now: dt.datetime,
+) -> None:
+    last = len(phases)
+    DeploymentPhase.objects.bulk_create(
+        DeploymentPhase(
+            deployment=deployment,
+            number=number,
+            batch_size=phase.batch_size
+            if phase.batch_size is not None
+            else 100 - sum(p.batch_size or 0 for p in phases[:-1]),
+            start_ts=phase.start_ts or now,
+            # The last phase of a dynamic deployment takes every later joiner.
+            capacity=None if (number == last and deployment.is_dynamic) else capacity,
+        )
+        for number, (phase, capacity) in enumerate(
+            zip(phases, capacities, strict=True), start=1
+        )
+    )
+
+
+def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> int:
+    """Insert one pending device deployment per static target, set-based, in resumable batches.
+
+    Each batch commits with the cursor, so a worker killed mid-way resumes where the last
+    batch ended; ON CONFLICT makes a repeated batch harmless. Returns rows inserted now.
+    """
+    batch_size = batch_size or settings.FLOTILLA_EXPANSION_BATCH_SIZE
+    inserted_total = 0
+    while True:
+        with transaction.atomic():
+            deployment = (
+                Deployment.objects.select_for_update().filter(pk=deployment_id).first()
+            )
+            if deployment is None or deployment.expanded_at is not None:
+                return inserted_total
+            if deployment.is_finished:
+                Deployment.objects.filter(pk=deployment.pk).update(
+                    expanded_at=timezone.now()
+                )
+                return inserted_total
+            selected, inserted, last_device = _expand_batch(deployment, batch_size)
+            inserted_total += inserted
+            is_done = selected < batch_size
+            Deployment.objects.filter(pk=deployment.pk).update(
+                expansion_cursor=last_device or deployment.expansion_cursor,
+                device_count=deployment.device_count + inserted,
+                expanded_at=timezone.now() if is_done else None,
+            )
+            if is_done:
+                # A target set whose devices are all gone, or already final, finishes now.
+                from deployments_app.tasks import finalise_deployment_task
+
+                dispatch_on_commit(finalise_deployment_task, str(deployment.pk))
+                return inserted_total
+
+
+def _expand_batch(
+    deployment: Deployment, batch_size: int
+) -> tuple[int, int, uuid.UUID | None]:
+    targets_sql, params = target_devices_sql(deployment)
+    table = DeviceDeployment._meta.db_table
+    cursor_value = str(deployment.expansion_cursor or uuid.UUID(int=0))
+    sql = f"""
+        WITH batch AS (
+            SELECT t.device_id FROM ({targets_sql}) t
+            WHERE t.device_id > %s::uuid ORDER BY t.device_id LIMIT %s
+        ), inserted AS (
+            INSERT INTO {table}
+                (id, deployment_id, device_id, status, substate, created, attempts, has_log)
+            SELECT gen_random_uuid(), %s::uuid, device_id, 'pending', '', %s, 0, false FROM batch
+            ON CONFLICT (deployment_id, device_id) WHERE deleted IS NULL DO NOTHING
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM inserted),
+               (SELECT device_id FROM batch ORDER BY device_id DESC LIMIT 1)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [*params, cursor_value, batch_size, str(deployment.pk), deployment.created],
+        )
+        selected, inserted, last_device = cursor.fetchone()
+    return selected, inserted, last_device
+
+
+def expand_unexpanded_deployments(*, older_than: dt.timedelta, limit: int) -> list[str]:
+    """Ids of deployments still unexpanded after ``older_than`` (e.g. the broker was down)."""
+    cutoff = timezone.now() - older_than
+    return [
+        str(pk)
+        for pk in Deployment.objects.filter(
+            expanded_at__isnull=True, created__lt=cutoff
+        )
+        .order_by("created")
+        .values_list("pk", flat=True)[:limit]
+    ]

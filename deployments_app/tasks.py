@@ -1,0 +1,66 @@
+"""Thin Celery wrappers around deployment services: ids in, idempotent, bounded."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def expand_deployment_task(deployment_id: str) -> int:
+    """Create the device deployments of a static deployment (resumable, idempotent)."""
+    from deployments_app.services.creation import expand_deployment
+
+    return expand_deployment(deployment_id=deployment_id)
+
+
+@shared_task(acks_late=True)
+def finalise_deployment_task(deployment_id: str) -> str | None:
+    """Finish the deployment if every device deployment is final (or max_devices is reached)."""
+    from deployments_app.services.transitions import finalise_deployment
+
+    return finalise_deployment(deployment_id=deployment_id)
+
+
+@shared_task
+def sweep_deployments_task(limit: int = 200) -> dict[str, int]:
+    """Backstop: expand deployments whose expansion was never dispatched, finish due ones."""
+    from django.core.cache import cache
+
+    from deployments_app.services.creation import expand_unexpanded_deployments
+    from deployments_app.services.transitions import finalise_due_deployments
+
+    lock_key = "flotilla:sweep-deployments"
+    if not cache.add(lock_key, "1", timeout=300):
+        return {"skipped": 1}
+    try:
+        unexpanded = expand_unexpanded_deployments(
+            older_than=dt.timedelta(seconds=30), limit=limit
+        )
+        for deployment_id in unexpanded:
+            expand_deployment_task.delay(deployment_id)
+        finished = finalise_due_deployments(limit=limit)
+    finally:
+        cache.delete(lock_key)
+    return {"expansions": len(unexpanded), "finished": finished}
+
+
+@shared_task
+def advance_phased_rollouts_task(limit: int = 500) -> dict[str, int]:
+    """Open due phases and start due scheduled deployments, in bounded batches, never overlapping."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from deployments_app.services.phases import advance_phased_rollouts
+
+    lock_key = "flotilla:advance-phased-rollouts"
+    if not cache.add(lock_key, "1", timeout=120):
+        return {"skipped": 1}
+    try:
+        result = advance_phased_rollouts(now=timezone.now(), limit=limit)
+    finally:
+        cache.delete(lock_key)
+    if result["phases_opened"] == limit or result["deployments_started"] == limit:
+        advance_phased_rollouts_task.delay(limit)
+    return result

@@ -1,0 +1,146 @@
+"""Device authentication: the device-facing auth request and the devauth management API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.errors import error_response
+from config.api.pagination import page_slice, paging_headers, parse_page
+from config.errors import InvalidInput
+from devices_app import selectors
+from devices_app.api.authentication import DeviceAPIView
+from devices_app.api.serializers import (
+    DEVICE_STATUS_FILTERS,
+    AuthSetStatusInputSerializer,
+    DeviceOutputSerializer,
+    PreauthorizeInputSerializer,
+)
+from devices_app.services import devauth
+from devices_app.states import DeviceStatus
+
+
+class AuthRequestView(APIView):
+    """``POST /api/devices/v1/authentication/auth_requests``: the Authorization header carries a tenant token."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request: Request) -> HttpResponse | Response:
+        signature = request.META.get("HTTP_X_MEN_SIGNATURE")
+        raw_body = request.body
+        if not signature:
+            return error_response(
+                request, "missing request signature header", status.HTTP_400_BAD_REQUEST
+            )
+        token = devauth.submit_auth_request(raw_body=raw_body, signature=signature)
+        return HttpResponse(token, content_type="application/jwt")
+
+
+class DevicePingView(DeviceAPIView, APIView):
+    """``GET|POST /api/devices/v1/flotilla/ping``: our own trivial device-authenticated endpoint.
+
+    Lets a device (or a benchmark) check its token; it is the baseline the poll benchmark compares to.
+    """
+
+    def get(self, request: Request) -> Response:
+        return Response({"id": str(request.user.id)})
+
+    post = get
+
+
+def _status_filter(raw: str | None) -> list[str] | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in DEVICE_STATUS_FILTERS:
+        raise InvalidInput(f"invalid status filter: {raw}")
+    return [raw]
+
+
+class DeviceListView(APIView):
+    """``GET /devices`` (list, paged) and ``POST /devices`` (preauthorize)."""
+
+    def get(self, request: Request) -> Response:
+        page = parse_page(request.query_params)
+        statuses = _status_filter(request.query_params.get("status"))
+        devices = selectors.list_devices(
+            statuses=statuses, ids=request.query_params.getlist("id") or None
+        )
+        if statuses is None:
+            devices = devices.exclude(status=DeviceStatus.DECOMMISSIONED)
+        total = devices.count()
+        data = DeviceOutputSerializer(page_slice(devices, page), many=True).data
+        return Response(data, headers=paging_headers(request, page, total))
+
+    def post(self, request: Request) -> Response:
+        payload = PreauthorizeInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        device = devauth.preauthorize_device(**payload.validated_data)
+        return Response(
+            status=status.HTTP_201_CREATED, headers={"Location": f"devices/{device.id}"}
+        )
+
+
+class DeviceDetailView(APIView):
+    def get(self, request: Request, device_id: Any) -> Response:
+        return Response(
+            DeviceOutputSerializer(selectors.get_device(device_id=device_id)).data
+        )
+
+    def delete(self, request: Request, device_id: Any) -> Response:
+        devauth.decommission_device(device_id=device_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceCountView(APIView):
+    def get(self, request: Request) -> Response:
+        statuses = _status_filter(request.query_params.get("status"))
+        return Response(
+            {"count": selectors.count_devices(status=statuses[0] if statuses else None)}
+        )
+
+
+class AuthSetStatusView(APIView):
+    def get(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
+        device = selectors.get_device(device_id=device_id)
+        auth_set = next(
+            (a for a in device.auth_sets.all() if a.id == auth_set_id), None
+        )
+        if auth_set is None:
+            return error_response(
+                request, "auth set not found", status.HTTP_404_NOT_FOUND
+            )
+        return Response({"status": auth_set.status})
+
+    def put(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
+        payload = AuthSetStatusInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        devauth.set_auth_set_status(
+            device_id=device_id,
+            auth_set_id=auth_set_id,
+            to=payload.validated_data["status"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuthSetDetailView(APIView):
+    def delete(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
+        devauth.delete_auth_set(device_id=device_id, auth_set_id=auth_set_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenDetailView(APIView):
+    def delete(self, request: Request, token_id: Any) -> Response:
+        if not devauth.revoke_device_token(token_id=token_id):
+            return error_response(request, "token not found", status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceLimitView(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"limit": 0})

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+# Filters not evaluated within this period are re-evaluated by the periodic repair.
+REEVALUATION_PERIOD = dt.timedelta(minutes=10)
+REEVALUATION_LOCK_TIMEOUT = (
+    9 * 60
+)  # = the soft time limit: a crashed run cannot block for longer
+
+
+@shared_task
+def purge_expired_device_tokens_task(limit: int = 5000) -> int:
+    """Delete expired device-token rows in bounded batches."""
+    from devices_app.services.devauth import purge_expired_device_tokens
+
+    purged = purge_expired_device_tokens(now=timezone.now(), limit=limit)
+    if purged == limit:
+        purge_expired_device_tokens_task.delay(limit)
+    return purged
+
+
+# OperationalError: deadlock victim, lock or connection trouble; the services are idempotent.
+@shared_task(
+    acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def evaluate_device_filter_task(filter_id: str) -> int:
+    """Make a saved filter's stored membership exact (set-based); return rows changed."""
+    from devices_app.services.memberships import evaluate_device_filter
+
+    change = evaluate_device_filter(filter_id=filter_id)
+    return change.inserted + change.deleted
+
+
+@shared_task(
+    acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def recheck_device_memberships_task(device_ids: list[str]) -> int:
+    """Re-check a batch of devices against every saved filter; return rows changed."""
+    from devices_app.services.memberships import sync_device_memberships
+
+    change = sync_device_memberships(device_ids=device_ids)
+    return change.inserted + change.deleted
+
+
+@shared_task
+def reevaluate_device_filters_task(
+    limit: int = 20, evaluated_before: str | None = None
+) -> int:
+    """Periodic repair: re-evaluate every saved filter, ``limit`` per run, never two runs at once."""
+    from devices_app.services.memberships import (
+        reevaluate_device_filters,
+        repair_run_lock,
+    )
+
+    cutoff = (
+        dt.datetime.fromisoformat(evaluated_before)
+        if evaluated_before
+        else timezone.now() - REEVALUATION_PERIOD / 2
+    )
+    with repair_run_lock(timeout=REEVALUATION_LOCK_TIMEOUT) as acquired:
+        if not acquired:
+            return 0
+        evaluated = reevaluate_device_filters(evaluated_before=cutoff, limit=limit)
+    if (
+        evaluated == limit
+    ):  # more left: chain the next bounded batch (same cut-off, so it ends)
+        reevaluate_device_filters_task.delay(limit, cutoff.isoformat())
+    return evaluated
