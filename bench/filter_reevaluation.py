@@ -44,6 +44,10 @@ DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 GOAL_RATIO = 2.0
 
 
+def _say(message: str = "") -> None:
+    print(message, flush=True)  # noqa: T201 - a CLI script
+
+
 def _admin(statement: str) -> None:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
         connection.execute(statement)
@@ -109,9 +113,16 @@ def run(devices: int, runs: int) -> float:
 
     started = time.perf_counter()
     _insert_devices(devices)
-    print(f"devices: {devices} inserted in {time.perf_counter() - started:.1f} s")
+    _say(f"devices: {devices} inserted in {time.perf_counter() - started:.1f} s")
 
-    terms = [{"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "rpi4"}]
+    terms = [
+        {
+            "scope": "inventory",
+            "attribute": "device_type",
+            "type": "$eq",
+            "value": "rpi4",
+        }
+    ]
     saved = DeviceFilter.objects.create(name="rpi4", terms=terms)
     condition, params = compile_terms(parse_terms(terms), table="d")
     select = f"SELECT %s::uuid, d.id, now() FROM devices_app_device d WHERE d.status = 'accepted' AND {condition}"
@@ -124,10 +135,11 @@ def run(devices: int, runs: int) -> float:
     sql("DROP TABLE IF EXISTS bench_baseline")
     sql("CREATE TABLE bench_baseline (LIKE devices_app_filtermembership INCLUDING ALL)")
     matched = sql(f"SELECT count(*) FROM ({select}) s", [str(saved.id), *params])[0]
-    print(f"filter:  {terms[0]} matches {matched} devices")
+    _say(f"filter:  {terms[0]} matches {matched} devices")
 
     count_s = _median_seconds(
-        lambda: sql(f"SELECT count(*) FROM ({select}) s", [str(saved.id), *params]), runs
+        lambda: sql(f"SELECT count(*) FROM ({select}) s", [str(saved.id), *params]),
+        runs,
     )
     baseline_s = _median_seconds(
         lambda: sql(f"INSERT INTO bench_baseline {select}", [str(saved.id), *params]),
@@ -174,17 +186,19 @@ def run(devices: int, runs: int) -> float:
     )
 
     ratio = cold_s / baseline_s
-    print()
-    print(f"plain SELECT count(*) of the set ............ {count_s * 1000:9.1f} ms")
-    print(f"plain INSERT … SELECT of the set (baseline) . {baseline_s * 1000:9.1f} ms")
-    print(f"evaluate_device_filter, cold (empty) ........ {cold_s * 1000:9.1f} ms")
-    print(f"evaluate_device_filter, steady (no change) .. {steady_s * 1000:9.1f} ms")
-    print(f"evaluate_device_filter, churn ({churned} devices) {'.' * max(1, 12 - len(str(churned)))} {churn_s * 1000:9.1f} ms")
-    print(f"single device: inventory changed + re-check . {change_s * 1000:9.2f} ms")
-    print(f"single device: identical inventory (no write) {same_s * 1000:9.2f} ms")
-    print()
-    print(f"ratio cold / baseline: {ratio:.2f} (goal ≤ {GOAL_RATIO:.0f})")
-    print(f"ratio steady / baseline: {steady_s / baseline_s:.2f}")
+    _say()
+    _say(f"plain SELECT count(*) of the set ............ {count_s * 1000:9.1f} ms")
+    _say(f"plain INSERT … SELECT of the set (baseline) . {baseline_s * 1000:9.1f} ms")
+    _say(f"evaluate_device_filter, cold (empty) ........ {cold_s * 1000:9.1f} ms")
+    _say(f"evaluate_device_filter, steady (no change) .. {steady_s * 1000:9.1f} ms")
+    _say(
+        f"evaluate_device_filter, churn ({churned} devices) {'.' * max(1, 12 - len(str(churned)))} {churn_s * 1000:9.1f} ms"
+    )
+    _say(f"single device: inventory changed + re-check . {change_s * 1000:9.2f} ms")
+    _say(f"single device: identical inventory (no write) {same_s * 1000:9.2f} ms")
+    _say()
+    _say(f"ratio cold / baseline: {ratio:.2f} (goal ≤ {GOAL_RATIO:.0f})")
+    _say(f"ratio steady / baseline: {steady_s / baseline_s:.2f}")
     return ratio
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 # Filters not evaluated within this period are re-evaluated by the periodic repair.
@@ -24,10 +24,12 @@ def purge_expired_device_tokens_task(limit: int = 5000) -> int:
     return purged
 
 
-# OperationalError: deadlock victim, lock or connection trouble; the services are idempotent.
-@shared_task(
-    acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
-)
+# Retried: lock/connection trouble (OperationalError), and a membership row that appeared
+# meanwhile (IntegrityError, should the lock discipline ever be broken); the services are idempotent.
+RETRY_ON = (OperationalError, IntegrityError)
+
+
+@shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def evaluate_device_filter_task(filter_id: str) -> int:
     """Make a saved filter's stored membership exact (set-based); return rows changed."""
     from devices_app.services.memberships import evaluate_device_filter
@@ -36,9 +38,7 @@ def evaluate_device_filter_task(filter_id: str) -> int:
     return change.inserted + change.deleted
 
 
-@shared_task(
-    acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
-)
+@shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def recheck_device_memberships_task(device_ids: list[str]) -> int:
     """Re-check a batch of devices against every saved filter; return rows changed."""
     from devices_app.services.memberships import sync_device_memberships

@@ -108,3 +108,34 @@ def bulk_accepted_devices(
         )
         for device, token in zip(devices, tokens, strict=True)
     ]
+
+
+def bulk_group(group_name: str, count: int, *, prefix: str = "grp") -> list[Any]:
+    """``count`` accepted devices in a static group, inserted set-based; returns their ids."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from devices_app.models import GroupMembership
+
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Device._meta.db_table}
+                (id, identity_data, identity_hash, status, created_ts, updated_ts, inventory, tags, group_name)
+            SELECT gen_random_uuid(), jsonb_build_object('mac', %s || i), md5(%s || i) || md5(i::text),
+                   'accepted', %s, %s, '{{}}'::jsonb, '{{}}'::jsonb, %s
+            FROM generate_series(1, %s) AS i
+            RETURNING id
+            """,
+            [f"{prefix}-", f"{prefix}-", now, now, group_name, count],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"""
+            INSERT INTO {GroupMembership._meta.db_table} (device_id, group_name, added_ts)
+            SELECT unnest(%s::uuid[]), %s, %s
+            """,
+            [[str(i) for i in ids], group_name, now],
+        )
+    return ids

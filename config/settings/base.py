@@ -124,20 +124,21 @@ LOGGING = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_ACKS_LATE = (
-    True  # redeliver if a worker dies mid-task; tasks are idempotent
-)
-CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ... including on SIGKILL/OOM
+# Redeliver if a worker dies mid-task (tasks are idempotent), including on SIGKILL/OOM.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # don't hoard tasks on one worker
 # Must exceed the longest task and countdown, or Redis redelivers tasks that are still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # How often workers look for tasks a dead worker left unacknowledged (seconds x calls).
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
 }
 CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
-CELERY_TASK_IGNORE_RESULT = (
-    True  # results live in PostgreSQL rows, not the result backend
-)
+# Results live in PostgreSQL rows, not the result backend.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -43,7 +44,9 @@ def stays(device: Device) -> list[tuple[str, bool]]:
 def test_set_and_get_device_group(management_client: APIClient) -> None:
     device = make_device()
 
-    put = management_client.put(f"{DEVICES_URL}/{device.id}/group", {"group": "g-1_a"}, format="json")
+    put = management_client.put(
+        f"{DEVICES_URL}/{device.id}/group", {"group": "g-1_a"}, format="json"
+    )
     get = management_client.get(f"{DEVICES_URL}/{device.id}/group")
 
     assert put.status_code == 204
@@ -57,7 +60,9 @@ def test_set_and_get_device_group(management_client: APIClient) -> None:
 
 def test_ungrouped_device_reports_null_group(management_client: APIClient) -> None:
     device = make_device()
-    assert management_client.get(f"{DEVICES_URL}/{device.id}/group").json() == {"group": None}
+    assert management_client.get(f"{DEVICES_URL}/{device.id}/group").json() == {
+        "group": None
+    }
     assert device_group_names(device_id=device.id) == []
 
 
@@ -76,10 +81,14 @@ def test_moving_a_device_closes_its_previous_stay(management_client: APIClient) 
 
 
 @pytest.mark.parametrize("status", ["pending", "rejected", "preauthorized", "noauth"])
-def test_only_accepted_devices_can_be_grouped(management_client: APIClient, status: str) -> None:
+def test_only_accepted_devices_can_be_grouped(
+    management_client: APIClient, status: str
+) -> None:
     device = make_device(status=status)
 
-    response = management_client.put(f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json")
+    response = management_client.put(
+        f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json"
+    )
 
     assert response.status_code == 400
     assert set(response.json()) == {"error", "request_id"}
@@ -88,11 +97,15 @@ def test_only_accepted_devices_can_be_grouped(management_client: APIClient, stat
     assert GroupMembership.objects.count() == 0
 
 
-@pytest.mark.parametrize("name", ["", "has space", "slash/y", "dot.x", "ü", "a" * 1025, 5])
+@pytest.mark.parametrize(
+    "name", ["", "has space", "slash/y", "dot.x", "ü", "a" * 1025, 5]
+)
 def test_invalid_group_names_are_400(management_client: APIClient, name: Any) -> None:
     device = make_device()
 
-    response = management_client.put(f"{DEVICES_URL}/{device.id}/group", {"group": name}, format="json")
+    response = management_client.put(
+        f"{DEVICES_URL}/{device.id}/group", {"group": name}, format="json"
+    )
 
     assert response.status_code == 400
     device.refresh_from_db()
@@ -107,7 +120,9 @@ def test_unknown_device_group_is_404(management_client: APIClient) -> None:
 
 def test_remove_device_from_group(management_client: APIClient) -> None:
     device = make_device()
-    management_client.put(f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json")
+    management_client.put(
+        f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json"
+    )
 
     wrong = management_client.delete(f"{DEVICES_URL}/{device.id}/group/g2")
     right = management_client.delete(f"{DEVICES_URL}/{device.id}/group/g1")
@@ -132,7 +147,9 @@ def test_list_groups_and_group_devices(management_client: APIClient) -> None:
     groups = management_client.get(GROUPS_URL)
     accepted_groups = management_client.get(GROUPS_URL, {"status": "accepted"})
     first = management_client.get(f"{GROUPS_URL}/beta/devices", {"per_page": 2})
-    second = management_client.get(f"{GROUPS_URL}/beta/devices", {"per_page": 2, "page": 2})
+    second = management_client.get(
+        f"{GROUPS_URL}/beta/devices", {"per_page": 2, "page": 2}
+    )
     unknown = management_client.get(f"{GROUPS_URL}/gamma/devices")
 
     # then
@@ -192,7 +209,9 @@ def test_bulk_remove(management_client: APIClient) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"updated_count": 1, "matched_count": 1}
-    assert list(Device.objects.filter(group_name="g1").values_list("id", flat=True)) == [b.id]
+    assert list(
+        Device.objects.filter(group_name="g1").values_list("id", flat=True)
+    ) == [b.id]
     c.refresh_from_db()
     assert c.group_name == "g2"
 
@@ -254,7 +273,9 @@ def test_group_as_of_sql_works_inside_insert_select() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE picked (device_id uuid PRIMARY KEY)")
-        cursor.execute(f"INSERT INTO picked (device_id) SELECT t.device_id FROM ({sql}) t", params)
+        cursor.execute(
+            f"INSERT INTO picked (device_id) SELECT t.device_id FROM ({sql}) t", params
+        )
         cursor.execute("SELECT count(*) FROM picked")
         assert cursor.fetchone()[0] == 2
 
@@ -272,7 +293,9 @@ def test_database_allows_one_open_stay_per_device() -> None:
     set_device_group(device_id=device.id, group_name="g1")
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        GroupMembership.objects.create(device=device, group_name="g2", added_ts=timezone.now())
+        GroupMembership.objects.create(
+            device=device, group_name="g2", added_ts=timezone.now()
+        )
 
 
 @pytest.mark.parametrize("name", ["", "bad name"])
@@ -289,7 +312,8 @@ def test_group_changes_recheck_filter_memberships_after_commit(
     # given: a saved filter over the system.group attribute
     a, b = make_device(), make_device()
     saved = DeviceFilter.objects.create(
-        name="in g1", terms=[{"scope": "system", "attribute": "group", "type": "$eq", "value": "g1"}]
+        name="in g1",
+        terms=[{"scope": "system", "attribute": "group", "type": "$eq", "value": "g1"}],
     )
 
     # when: a bulk change commits (eager Celery in unit tests)
@@ -305,3 +329,34 @@ def test_group_changes_recheck_filter_memberships_after_commit(
         remove_devices_from_group(group_name="g1", device_ids=[a.id])
     assert not device_matches_filter(device_id=a.id, filter_id=saved.id)
     assert device_matches_filter(device_id=b.id, filter_id=saved.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_moves_of_one_device_leave_one_open_stay() -> None:
+    # given
+    device = make_device()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def move(group_name: str) -> None:
+        try:
+            barrier.wait(timeout=5)
+            set_device_group(device_id=device.id, group_name=group_name)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    # when: two operators move the same device at the same moment
+    threads = [threading.Thread(target=move, args=(name,)) for name in ("g1", "g2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    # then: both succeed in turn; one open stay, naming the device's group
+    assert errors == []
+    device.refresh_from_db()
+    open_stays = GroupMembership.objects.filter(device=device, removed_ts__isnull=True)
+    assert [stay.group_name for stay in open_stays] == [device.group_name]
+    assert GroupMembership.objects.filter(device=device).count() == 2

@@ -92,7 +92,10 @@ def test_put_replaces_and_patch_merges(device_client: tuple[APIClient, Device]) 
     response = send(
         client,
         "PATCH",
-        [{"name": "artifact_name", "value": "r2"}, {"name": "device_type", "value": "t3"}],
+        [
+            {"name": "artifact_name", "value": "r2"},
+            {"name": "device_type", "value": "t3"},
+        ],
     )
 
     assert response.status_code == 200
@@ -145,7 +148,9 @@ def test_identical_inventory_in_any_order_costs_no_write(
 
     # then: 200, and only reads: the device token check and the inventory read
     assert response.status_code == 200
-    statements = [q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries]
+    statements = [
+        q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries
+    ]
     assert statements == ["SELECT", "SELECT"]
     assert not any("advisory" in q["sql"] for q in queries.captured_queries)
     device.refresh_from_db()
@@ -165,7 +170,9 @@ def test_changed_inventory_is_written_once(
     with CaptureQueriesContext(connection) as queries:
         assert send(client, "PUT", changed).status_code == 200
 
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    updates = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")
+    ]
     assert len(updates) == 1
     device.refresh_from_db()
     assert xmin_of(device) != before_xmin
@@ -260,7 +267,12 @@ def test_changed_inventory_updates_filter_membership_before_the_response(
     saved = DeviceFilter.objects.create(
         name="probes",
         terms=[
-            {"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "probe-device"}
+            {
+                "scope": "inventory",
+                "attribute": "device_type",
+                "type": "$eq",
+                "value": "probe-device",
+            }
         ],
     )
 
@@ -269,7 +281,10 @@ def test_changed_inventory_updates_filter_membership_before_the_response(
     assert device_matches_filter(device_id=device.pk, filter_id=saved.pk) is True
 
     # ... and leaves as soon as it no longer does
-    assert send(client, "PATCH", [{"name": "device_type", "value": "other"}]).status_code == 200
+    assert (
+        send(client, "PATCH", [{"name": "device_type", "value": "other"}]).status_code
+        == 200
+    )
     assert device_matches_filter(device_id=device.pk, filter_id=saved.pk) is False
     assert FilterMembership.objects.count() == 0
 
@@ -310,7 +325,9 @@ def test_device_detail_shows_every_scope(management_client: APIClient) -> None:
 
 
 def test_unknown_device_is_404(management_client: APIClient) -> None:
-    response = management_client.get(f"{DEVICES_URL}/8f9e3c4e-53c1-4b0e-9f0a-7f2a1c2b3d4e")
+    response = management_client.get(
+        f"{DEVICES_URL}/8f9e3c4e-53c1-4b0e-9f0a-7f2a1c2b3d4e"
+    )
     assert response.status_code == 404
     assert set(response.json()) == {"error", "request_id"}
 
@@ -318,7 +335,8 @@ def test_unknown_device_is_404(management_client: APIClient) -> None:
 def test_list_devices_filters_sorts_and_pages(management_client: APIClient) -> None:
     # given
     devices = [
-        make_device(inventory={"device_type": "rpi", "rank": rank}) for rank in (3, 1, 2)
+        make_device(inventory={"device_type": "rpi", "rank": rank})
+        for rank in (3, 1, 2)
     ]
     make_device(inventory={"device_type": "x86"})
     make_device(status="decommissioned", inventory={"device_type": "rpi"})
@@ -331,10 +349,14 @@ def test_list_devices_filters_sorts_and_pages(management_client: APIClient) -> N
     # then
     assert response.status_code == 200
     assert response["X-Total-Count"] == "3"
-    assert [d["id"] for d in response.json()] == [str(devices[0].id), str(devices[2].id)]
+    assert [d["id"] for d in response.json()] == [
+        str(devices[0].id),
+        str(devices[2].id),
+    ]
     assert 'rel="next"' in response["Link"]
     page_2 = management_client.get(
-        DEVICES_URL, {"device_type": "rpi", "sort": "rank:desc", "per_page": 2, "page": 2}
+        DEVICES_URL,
+        {"device_type": "rpi", "sort": "rank:desc", "per_page": 2, "page": 2},
     )
     assert [d["id"] for d in page_2.json()] == [str(devices[1].id)]
 
@@ -365,7 +387,9 @@ def test_tags_put_patch_with_etag(management_client: APIClient) -> None:
 
     # when: set tags, read the ETag
     put = management_client.put(
-        url, [{"name": "site", "value": "lab"}, {"name": "owner", "value": "qa"}], format="json"
+        url,
+        [{"name": "site", "value": "lab"}, {"name": "owner", "value": "qa"}],
+        format="json",
     )
     etag = management_client.get(f"{DEVICES_URL}/{device.id}")["ETag"]
     patch = management_client.patch(
@@ -394,19 +418,27 @@ def test_tags_put_patch_with_etag(management_client: APIClient) -> None:
         "nope",
     ],
 )
-def test_bad_tags_are_400_and_nothing_is_stored(management_client: APIClient, body: Any) -> None:
+def test_bad_tags_are_400_and_nothing_is_stored(
+    management_client: APIClient, body: Any
+) -> None:
     device = make_device(tags={"keep": "me"})
 
-    response = management_client.put(f"{DEVICES_URL}/{device.id}/tags", body, format="json")
+    response = management_client.put(
+        f"{DEVICES_URL}/{device.id}/tags", body, format="json"
+    )
 
     assert response.status_code == 400
     device.refresh_from_db()
     assert device.tags == {"keep": "me"}
 
 
-def test_delete_device_inventory_clears_scopes_and_group(management_client: APIClient) -> None:
+def test_delete_device_inventory_clears_scopes_and_group(
+    management_client: APIClient,
+) -> None:
     device = make_device(inventory={"a": "b"}, tags={"c": "d"})
-    management_client.put(f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json")
+    management_client.put(
+        f"{DEVICES_URL}/{device.id}/group", {"group": "g1"}, format="json"
+    )
 
     response = management_client.delete(f"{DEVICES_URL}/{device.id}")
 
@@ -419,7 +451,9 @@ def test_delete_device_inventory_clears_scopes_and_group(management_client: APIC
 # --- management v2: search and attribute list ----------------------------------------------------
 
 
-def test_search_with_filters_sort_paging_and_projection(management_client: APIClient) -> None:
+def test_search_with_filters_sort_paging_and_projection(
+    management_client: APIClient,
+) -> None:
     # given
     a = make_device(inventory={"device_type": "rpi", "ver": "1.2"})
     b = make_device(inventory={"device_type": "rpi", "ver": "1.10"})
@@ -432,7 +466,12 @@ def test_search_with_filters_sort_paging_and_projection(management_client: APICl
             "page": 1,
             "per_page": 10,
             "filters": [
-                {"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "rpi"}
+                {
+                    "scope": "inventory",
+                    "attribute": "device_type",
+                    "type": "$eq",
+                    "value": "rpi",
+                }
             ],
             "sort": [{"scope": "inventory", "attribute": "ver", "order": "asc"}],
             "attributes": [{"scope": "inventory", "attribute": "ver"}],
@@ -460,23 +499,44 @@ def test_search_with_filters_sort_paging_and_projection(management_client: APICl
 @pytest.mark.parametrize(
     "body",
     [
-        {"filters": [{"scope": "inventory", "attribute": "a", "type": "$near", "value": 1}]},
-        {"filters": [{"scope": "nowhere", "attribute": "a", "type": "$eq", "value": 1}]},
+        {
+            "filters": [
+                {"scope": "inventory", "attribute": "a", "type": "$near", "value": 1}
+            ]
+        },
+        {
+            "filters": [
+                {"scope": "nowhere", "attribute": "a", "type": "$eq", "value": 1}
+            ]
+        },
         {"filters": "x"},
-        {"filters": [{"scope": "inventory", "attribute": "a", "type": "$regex", "value": "(?P<x>a)"}]},
+        {
+            "filters": [
+                {
+                    "scope": "inventory",
+                    "attribute": "a",
+                    "type": "$regex",
+                    "value": "(?P<x>a)",
+                }
+            ]
+        },
         {"per_page": 501},
         {"sort": [{"scope": "system", "attribute": "nope", "order": "asc"}]},
         {"text": "free text"},
     ],
 )
-def test_bad_search_is_400_json(management_client: APIClient, body: dict[str, Any]) -> None:
+def test_bad_search_is_400_json(
+    management_client: APIClient, body: dict[str, Any]
+) -> None:
     response = management_client.post(SEARCH_URL, body, format="json")
     assert response.status_code == 400
     assert set(response.json()) == {"error", "request_id"}
 
 
 def test_attribute_list_counts_devices(management_client: APIClient) -> None:
-    make_device(identity={"mac": "1"}, inventory={"device_type": "a", "k": 1}, group_name="g")
+    make_device(
+        identity={"mac": "1"}, inventory={"device_type": "a", "k": 1}, group_name="g"
+    )
     make_device(identity={"mac": "2"}, inventory={"device_type": "b"}, tags={"t": "v"})
 
     response = management_client.get(ATTRIBUTES_URL)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -26,6 +28,7 @@ from devices_app.services.inventory import merge_device_inventory, replace_devic
 from devices_app.services.memberships import (
     REPAIR_LOCK,
     evaluate_device_filter,
+    lock_memberships,
     recheck_device_memberships,
     sync_device_memberships,
 )
@@ -34,7 +37,9 @@ from tests.devices_app.test_filtering import make_device
 pytestmark = pytest.mark.django_db
 
 FILTERS_URL = "/api/management/v2/inventory/filters"
-RPI = [{"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "rpi"}]
+RPI = [
+    {"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "rpi"}
+]
 
 
 def members(device_filter: Any) -> set[Any]:
@@ -51,7 +56,9 @@ def fleet() -> dict[str, Device]:
         "rpi_1": make_device(inventory={"device_type": "rpi"}),
         "rpi_2": make_device(inventory={"device_type": "rpi"}),
         "rpi_pending": make_device(status="pending", inventory={"device_type": "rpi"}),
-        "rpi_gone": make_device(status="decommissioned", inventory={"device_type": "rpi"}),
+        "rpi_gone": make_device(
+            status="decommissioned", inventory={"device_type": "rpi"}
+        ),
         "x86": make_device(inventory={"device_type": "x86"}),
     }
 
@@ -82,7 +89,9 @@ def test_create_filter_evaluates_membership_after_commit(
     assert saved.evaluated_ts is not None
 
 
-def test_get_filter_shows_member_count(management_client: APIClient, fleet: dict[str, Device]) -> None:
+def test_get_filter_shows_member_count(
+    management_client: APIClient, fleet: dict[str, Device]
+) -> None:
     saved = create_device_filter(name="raspberries", terms=RPI)
     evaluate_device_filter(filter_id=saved.id)
     saved.refresh_from_db()
@@ -98,11 +107,15 @@ def test_get_filter_shows_member_count(management_client: APIClient, fleet: dict
         "member_count": 2,
         "evaluated_ts": saved.evaluated_ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
-    assert listing.json() == [{"id": str(saved.id), "name": "raspberries", "terms": RPI}]
+    assert listing.json() == [
+        {"id": str(saved.id), "name": "raspberries", "terms": RPI}
+    ]
     assert listing["X-Total-Count"] == "1"
 
 
-def test_delete_filter_drops_membership(management_client: APIClient, fleet: dict[str, Device]) -> None:
+def test_delete_filter_drops_membership(
+    management_client: APIClient, fleet: dict[str, Device]
+) -> None:
     saved = create_device_filter(name="raspberries", terms=RPI)
     evaluate_device_filter(filter_id=saved.id)
 
@@ -116,7 +129,9 @@ def test_delete_filter_drops_membership(management_client: APIClient, fleet: dic
 
 
 def test_unknown_filter_is_404(management_client: APIClient) -> None:
-    response = management_client.get(f"{FILTERS_URL}/0d6c8f0e-0000-4000-8000-000000000000")
+    response = management_client.get(
+        f"{FILTERS_URL}/0d6c8f0e-0000-4000-8000-000000000000"
+    )
     assert response.status_code == 404
     assert set(response.json()) == {"error", "request_id"}
 
@@ -124,7 +139,9 @@ def test_unknown_filter_is_404(management_client: APIClient) -> None:
 def test_duplicate_filter_name_is_409(management_client: APIClient) -> None:
     create_device_filter(name="raspberries", terms=RPI)
 
-    response = management_client.post(FILTERS_URL, {"name": "raspberries", "terms": RPI}, format="json")
+    response = management_client.post(
+        FILTERS_URL, {"name": "raspberries", "terms": RPI}, format="json"
+    )
 
     assert response.status_code == 409
     assert DeviceFilter.objects.count() == 1
@@ -154,7 +171,9 @@ def _term(**overrides: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_filters_are_400_and_nothing_is_stored(
-    management_client: APIClient, body: dict[str, Any], django_capture_on_commit_callbacks: Any
+    management_client: APIClient,
+    body: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     with django_capture_on_commit_callbacks() as callbacks:
         response = management_client.post(FILTERS_URL, body, format="json")
@@ -168,7 +187,9 @@ def test_bad_filters_are_400_and_nothing_is_stored(
 # --- selectors the deployments engine uses -------------------------------------------------------
 
 
-def test_selectors_for_deployments(fleet: dict[str, Device], django_assert_num_queries: Any) -> None:
+def test_selectors_for_deployments(
+    fleet: dict[str, Device], django_assert_num_queries: Any
+) -> None:
     saved = create_device_filter(name="raspberries", terms=RPI)
     evaluate_device_filter(filter_id=saved.id)
 
@@ -176,9 +197,15 @@ def test_selectors_for_deployments(fleet: dict[str, Device], django_assert_num_q
     assert (loaded.id, loaded.name, loaded.terms) == (saved.id, "raspberries", RPI)
     assert filter_member_count(filter_id=saved.id) == 2
     with django_assert_num_queries(1):
-        assert device_matches_filter(device_id=fleet["rpi_1"].id, filter_id=saved.id) is True
+        assert (
+            device_matches_filter(device_id=fleet["rpi_1"].id, filter_id=saved.id)
+            is True
+        )
     assert device_matches_filter(device_id=fleet["x86"].id, filter_id=saved.id) is False
-    assert device_matches_filter(device_id=fleet["rpi_pending"].id, filter_id=saved.id) is False
+    assert (
+        device_matches_filter(device_id=fleet["rpi_pending"].id, filter_id=saved.id)
+        is False
+    )
     with pytest.raises(DeviceFilterNotFound):
         get_device_filter(filter_id="0d6c8f0e-0000-4000-8000-000000000000")
     with pytest.raises(DeviceFilterNotFound):
@@ -188,7 +215,9 @@ def test_selectors_for_deployments(fleet: dict[str, Device], django_assert_num_q
 # --- materialisation -----------------------------------------------------------------------------
 
 
-def test_evaluation_in_batches_is_exact_and_idempotent(fleet: dict[str, Device]) -> None:
+def test_evaluation_in_batches_is_exact_and_idempotent(
+    fleet: dict[str, Device],
+) -> None:
     # given: more rpi devices than one batch
     extra = [make_device(inventory={"device_type": "rpi"}) for _ in range(5)]
     saved = create_device_filter(name="raspberries", terms=RPI)
@@ -248,8 +277,12 @@ def test_inventory_merge_rechecks_synchronously(fleet: dict[str, Device]) -> Non
     evaluate_device_filter(filter_id=saved.id)
     device = fleet["x86"]
 
-    changed = merge_device_inventory(device_id=device.id, attributes={"device_type": "rpi"})
-    unchanged = merge_device_inventory(device_id=device.id, attributes={"device_type": "rpi"})
+    changed = merge_device_inventory(
+        device_id=device.id, attributes={"device_type": "rpi"}
+    )
+    unchanged = merge_device_inventory(
+        device_id=device.id, attributes={"device_type": "rpi"}
+    )
 
     assert (changed, unchanged) == (True, False)
     assert device_matches_filter(device_id=device.id, filter_id=saved.id)
@@ -259,7 +292,8 @@ def test_tag_change_rechecks_in_a_task_after_commit(
     fleet: dict[str, Device], django_capture_on_commit_callbacks: Any
 ) -> None:
     saved = create_device_filter(
-        name="prod", terms=[{"scope": "tags", "attribute": "env", "type": "$eq", "value": "prod"}]
+        name="prod",
+        terms=[{"scope": "tags", "attribute": "env", "type": "$eq", "value": "prod"}],
     )
     device = fleet["x86"]
 
@@ -288,7 +322,9 @@ def test_auth_status_change_recheck(
     assert members(saved) == {fleet["rpi_2"].id, accepted_now.id}
 
 
-def test_recheck_dispatches_chunks_of_1000(django_capture_on_commit_callbacks: Any) -> None:
+def test_recheck_dispatches_chunks_of_1000(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
     ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(2500)]
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -335,3 +371,46 @@ def test_periodic_repair_never_overlaps(fleet: dict[str, Device]) -> None:
 
     assert evaluated == 0
     assert members(saved) == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inventory_write_waits_for_a_running_evaluation() -> None:
+    # given: an evaluation holds the exclusive membership lock (mid-batch)
+    device = make_device(inventory={"device_type": "x86"})
+    saved = create_device_filter(name="raspberries", terms=RPI)
+    locked, release, written = threading.Event(), threading.Event(), threading.Event()
+
+    def evaluation_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                lock_memberships(exclusive=True)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    def device_reports_inventory() -> None:
+        try:
+            merge_device_inventory(
+                device_id=device.id, attributes={"device_type": "rpi"}
+            )
+            written.set()
+        finally:
+            connections.close_all()
+
+    evaluator = threading.Thread(target=evaluation_in_progress)
+    evaluator.start()
+    assert locked.wait(timeout=5)
+
+    # when: the device reports a changed inventory meanwhile
+    reporter = threading.Thread(target=device_reports_inventory)
+    reporter.start()
+
+    # then: it waits for the batch (no interleaving with a snapshot the batch already took) ...
+    assert not written.wait(timeout=0.5)
+    release.set()
+    evaluator.join(timeout=10)
+    reporter.join(timeout=10)
+    # ... and then writes, its membership included
+    assert written.is_set()
+    assert device_matches_filter(device_id=device.id, filter_id=saved.id)

@@ -30,28 +30,40 @@ def member_ids(device_filter: DeviceFilter) -> set[str]:
 
 
 def succeeded(worker: CeleryWorker, task_name: str) -> int:
-    return len(re.findall(rf"Task {re.escape(task_name)}\[[^\]]+\] succeeded", worker.log_text()))
+    return len(
+        re.findall(
+            rf"Task {re.escape(task_name)}\[[^\]]+\] succeeded", worker.log_text()
+        )
+    )
 
 
 def test_worker_evaluates_new_filter_and_follows_tag_and_group_changes(
     celery_worker: CeleryWorker,
 ) -> None:
     # given: committed devices
-    prod = [make_device(inventory={"device_type": "rpi"}, tags={"env": "prod"}) for _ in range(3)]
+    prod = [
+        make_device(inventory={"device_type": "rpi"}, tags={"env": "prod"})
+        for _ in range(3)
+    ]
     dev = make_device(inventory={"device_type": "rpi"}, tags={"env": "dev"})
     pending = make_device(status="pending", tags={"env": "prod"})
 
     # when: a filter is created (its evaluation task is sent after commit)
     saved = create_device_filter(
-        name="prod", terms=[{"scope": "tags", "attribute": "env", "type": "$eq", "value": "prod"}]
+        name="prod",
+        terms=[{"scope": "tags", "attribute": "env", "type": "$eq", "value": "prod"}],
     )
 
     # then: the worker materialises the membership (accepted devices only)
     expected = {str(d.id) for d in prod}
     celery_worker.wait_for(
-        lambda: member_ids(saved) == expected, TIMEOUT, description="the initial membership"
+        lambda: member_ids(saved) == expected,
+        TIMEOUT,
+        description="the initial membership",
     )
-    assert succeeded(celery_worker, "devices_app.tasks.evaluate_device_filter_task") >= 1
+    assert (
+        succeeded(celery_worker, "devices_app.tasks.evaluate_device_filter_task") >= 1
+    )
     assert str(pending.id) not in member_ids(saved)
 
     # when: an operator re-tags a device (re-check task after commit)
@@ -59,13 +71,19 @@ def test_worker_evaluates_new_filter_and_follows_tag_and_group_changes(
 
     # then
     celery_worker.wait_for(
-        lambda: str(dev.id) in member_ids(saved), TIMEOUT, description="the re-tagged device to join"
+        lambda: str(dev.id) in member_ids(saved),
+        TIMEOUT,
+        description="the re-tagged device to join",
     )
-    assert succeeded(celery_worker, "devices_app.tasks.recheck_device_memberships_task") >= 1
+    assert (
+        succeeded(celery_worker, "devices_app.tasks.recheck_device_memberships_task")
+        >= 1
+    )
 
     # when: a bulk group change on a filter over system.group
     in_group = create_device_filter(
-        name="g1", terms=[{"scope": "system", "attribute": "group", "type": "$eq", "value": "g1"}]
+        name="g1",
+        terms=[{"scope": "system", "attribute": "group", "type": "$eq", "value": "g1"}],
     )
     add_devices_to_group(group_name="g1", device_ids=[prod[0].id, dev.id])
 
@@ -83,9 +101,18 @@ def test_worker_periodic_repair_fixes_drift(celery_worker: CeleryWorker) -> None
     other = make_device(inventory={"device_type": "x86"})
     saved = DeviceFilter.objects.create(
         name="rpi",
-        terms=[{"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "rpi"}],
+        terms=[
+            {
+                "scope": "inventory",
+                "attribute": "device_type",
+                "type": "$eq",
+                "value": "rpi",
+            }
+        ],
     )
-    FilterMembership.objects.create(device_filter=saved, device=other, since_ts=timezone.now())
+    FilterMembership.objects.create(
+        device_filter=saved, device=other, since_ts=timezone.now()
+    )
 
     # when: the beat task is sent to the worker
     tasks.reevaluate_device_filters_task.delay(20)

@@ -26,11 +26,23 @@ def test_real_client_inventory_is_stored_and_repeats_cost_no_write(
     saved = DeviceFilter.objects.create(
         name="probe devices",
         terms=[
-            {"scope": "inventory", "attribute": "device_type", "type": "$eq", "value": "probe-device"},
-            {"scope": "inventory", "attribute": "probe_list", "type": "$eq", "value": "b"},
+            {
+                "scope": "inventory",
+                "attribute": "device_type",
+                "type": "$eq",
+                "value": "probe-device",
+            },
+            {
+                "scope": "inventory",
+                "attribute": "probe_list",
+                "type": "$eq",
+                "value": "b",
+            },
         ],
     )
-    fleet = mender_fleet(1, key_type="p256", retry_poll=1, update_poll=2, inventory_poll=60)
+    fleet = mender_fleet(
+        1, key_type="p256", retry_poll=1, update_poll=2, inventory_poll=60
+    )
     client = fleet.clients[0]
     pending = wait_for(
         lambda: management_api.device_by_identity(client.identity),
