@@ -54,6 +54,8 @@ LOCAL_POSTGRES_PROBE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "flotilla"
 REDIS_DB = {"run": 0, "test": 1}
 DEFAULT_BIND = "127.0.0.1:8080"
+# What config/celery.py puts into os.environ when `-m config.stack` imports the config package.
+IMPORT_SIDE_EFFECT_SETTINGS = "config.settings.local"
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 DEFAULT_ADMIN_PASSWORD = "flotilla-admin"
 LOGIN_PATH = "/api/management/v1/useradm/auth/login"
@@ -698,13 +700,22 @@ def run_command(environ: Mapping[str, str]) -> int:
             stack.stop()
 
 
+def pytest_environ(stack: Stack, environ: Mapping[str, str]) -> dict[str, str]:
+    env = stack.environ(environ)
+    if env.get("DJANGO_SETTINGS_MODULE") == IMPORT_SIDE_EFFECT_SETTINGS:
+        # `-m config.stack` imported the config package, whose celery module set this;
+        # pytest-django would prefer it to the ini's config.settings.test.
+        del env["DJANGO_SETTINGS_MODULE"]
+    return env
+
+
 def test_command(args: Sequence[str], environ: Mapping[str, str]) -> int:
     signals = Signals()
     signals.install()
     stack: Stack | None = None
     try:
         stack = provision("test", environ)
-        env = stack.environ(environ)
+        env = pytest_environ(stack, environ)
         # Same process group: pytest gets the terminal's Ctrl-C itself (and keeps the tty for
         # --pdb); the stack only forwards SIGTERM, which make sends to its own child alone.
         process = subprocess.Popen(

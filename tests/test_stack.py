@@ -142,6 +142,25 @@ def test_database_url_that_cannot_be_checked_is_still_used() -> None:
     assert provisioned.database_url == url
 
 
+def test_pytest_gets_the_ini_settings_not_the_config_package_default() -> None:
+    provisioned = stack.Stack(
+        plan=stack.Plan(database="local", redis="local"),
+        database_url="postgres://postgres@127.0.0.1:5432/flotilla",
+        redis_url="redis://127.0.0.1:6379/1",
+    )
+    env = stack.pytest_environ(
+        provisioned, {"DJANGO_SETTINGS_MODULE": "config.settings.local"}
+    )
+    assert "DJANGO_SETTINGS_MODULE" not in env
+    chosen = {"DJANGO_SETTINGS_MODULE": "config.settings.production"}
+    assert stack.pytest_environ(provisioned, chosen) == {
+        **chosen,
+        "DATABASE_URL": provisioned.database_url,
+        "REDIS_URL": provisioned.redis_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 # --------------------------------------------------------------------------- URLs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from deployments_app.states import (
     DeploymentStatus,
     DeviceDeploymentStatus,
 )
-from devices_app.models import FilterMembership
+from devices_app.models import Device, FilterMembership
 
 MAX_ATTRIBUTE_LENGTH = 4096
 
@@ -93,8 +94,14 @@ def assign_next_deployment(
     3. check the request against the stored one (409), assign an artifact (or noartifact),
        detect already-installed; only then hand out instructions.
     """
-    _record_reported_inventory(device_id, request)
-    record = _active_admitted_record(device_id)
+    overview = _poll_overview(device_id)
+    if _record_reported_inventory(device_id, request, current=overview.inventory):
+        overview = _poll_overview(
+            device_id
+        )  # saved-filter memberships may have changed
+    if not overview.has_work:
+        return None  # the common poll: two indexed reads (token, overview), no write
+    record = _active_admitted_record(device_id) if overview.has_active else None
     if record is None:
         record = _admit_next(device_id, request)
         if record is None:
@@ -128,16 +135,96 @@ def assign_next_deployment(
     return Instructions(deployment_id=str(record.deployment_id), artifact=artifact)
 
 
-def _record_reported_inventory(device_id: Any, request: PollRequest) -> None:
+def _record_reported_inventory(
+    device_id: Any, request: PollRequest, *, current: dict[str, Any]
+) -> bool:
+    """Store what the poll reports in the device's inventory; True if that changed anything."""
     from devices_app.services.inventory import merge_device_inventory
 
-    merge_device_inventory(
-        device_id=device_id,
-        attributes={
-            "artifact_name": request.artifact_name,
-            "device_type": request.device_type,
-            **request.provides,
-        },
+    reported = {
+        "artifact_name": request.artifact_name,
+        "device_type": request.device_type,
+        **request.provides,
+    }
+    if all(current.get(name) == value for name, value in reported.items()):
+        return False
+    return merge_device_inventory(device_id=device_id, attributes=reported)
+
+
+@dataclass(frozen=True)
+class PollOverview:
+    inventory: dict[str, Any]
+    has_active: bool
+    has_candidate: bool
+
+    @property
+    def has_work(self) -> bool:
+        return self.has_active or self.has_candidate
+
+
+def _poll_overview(device_id: Any) -> PollOverview:
+    """One round trip that tells whether the device has anything to do at all.
+
+    Mirrors the selection below (resume, unexpanded static, static target, dynamic match)
+    with EXISTS probes on the partial indexes, so a device with nothing pending costs a
+    single query.
+    """
+    records = DeviceDeployment._meta.db_table
+    deployments = Deployment._meta.db_table
+    sql = f"""
+        WITH newest_final AS (
+            SELECT max(created) AS created FROM {records}
+            WHERE device_id = %(device)s AND deleted IS NULL AND status = ANY(%(final)s)
+        )
+        SELECT
+            (SELECT inventory FROM {Device._meta.db_table} WHERE id = %(device)s),
+            EXISTS (
+                SELECT 1 FROM {records}
+                WHERE device_id = %(device)s AND deleted IS NULL AND status = ANY(%(active)s)
+                  AND admitted_at IS NOT NULL
+            ),
+            EXISTS (
+                SELECT 1 FROM {deployments} d, newest_final f
+                WHERE d.expanded_at IS NULL AND d.status <> %(finished)s
+                  AND (f.created IS NULL OR d.created > f.created)
+            ) OR EXISTS (
+                SELECT 1 FROM {records} dd JOIN {deployments} d ON d.id = dd.deployment_id,
+                       newest_final f
+                WHERE dd.device_id = %(device)s AND dd.deleted IS NULL AND dd.status = %(pending)s
+                  AND dd.admitted_at IS NULL AND d.status <> %(finished)s
+                  AND (f.created IS NULL OR dd.created > f.created)
+            ) OR EXISTS (
+                SELECT 1 FROM {deployments} d, newest_final f
+                WHERE d.target_kind = %(dynamic)s AND d.status <> %(finished)s
+                  AND (f.created IS NULL OR d.created > f.created)
+                  AND d.filter_id IN (
+                      SELECT device_filter_id FROM {FilterMembership._meta.db_table}
+                      WHERE device_id = %(device)s
+                  )
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {records} own
+                      WHERE own.deployment_id = d.id AND own.device_id = %(device)s
+                        AND own.deleted IS NULL
+                  )
+            )
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "device": str(device_id),
+                "final": sorted(FINAL_STATUSES),
+                "active": sorted(ACTIVE_STATUSES),
+                "finished": DeploymentStatus.FINISHED.value,
+                "pending": DeviceDeploymentStatus.PENDING.value,
+                "dynamic": TargetKind.DYNAMIC.value,
+            },
+        )
+        inventory, has_active, has_candidate = cursor.fetchone()
+    if isinstance(inventory, str):
+        inventory = json.loads(inventory)
+    return PollOverview(
+        inventory=inventory or {}, has_active=has_active, has_candidate=has_candidate
     )
 
 

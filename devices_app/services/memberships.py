@@ -74,7 +74,7 @@ def lock_memberships(*, exclusive: bool) -> None:
 
 
 def _set_work_mem() -> None:
-    # The two anti-joins of a batch hash up to one batch of ids: keep them in memory, not on disk.
+    # A batch hashes up to one batch of ids (the full join): keep that in memory, not on disk.
     work_mem = getattr(settings, "FLOTILLA_MEMBERSHIP_WORK_MEM", DEFAULT_WORK_MEM)
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])

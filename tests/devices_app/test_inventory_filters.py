@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices_app import tasks
-from devices_app.models import Device, DeviceFilter, FilterMembership
+from devices_app.models import Device, DeviceFilter, FilterMembership, GroupMembership
 from devices_app.selectors import (
     DeviceFilterNotFound,
     device_matches_filter,
@@ -24,6 +24,7 @@ from devices_app.services.filters import (
     delete_device_filter,
     update_device_filter,
 )
+from devices_app.services.groups import set_device_group
 from devices_app.services.inventory import merge_device_inventory, replace_device_tags
 from devices_app.services.memberships import (
     REPAIR_LOCK,
@@ -414,3 +415,17 @@ def test_inventory_write_waits_for_a_running_evaluation() -> None:
     # ... and then writes, its membership included
     assert written.is_set()
     assert device_matches_filter(device_id=device.id, filter_id=saved.id)
+
+
+def test_deleting_a_device_deletes_its_memberships_and_group_history(
+    fleet: dict[str, Device],
+) -> None:
+    saved = create_device_filter(name="raspberries", terms=RPI)
+    evaluate_device_filter(filter_id=saved.id)
+    device = fleet["rpi_1"]
+    set_device_group(device_id=device.id, group_name="g1")
+
+    device.delete()
+
+    assert members(saved) == {fleet["rpi_2"].id}
+    assert not GroupMembership.objects.filter(device_id=device.id).exists()

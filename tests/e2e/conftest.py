@@ -8,8 +8,9 @@ the test, unless ``FLOTILLA_REQUIRE_E2E=1`` is set, which turns the skip into a 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +19,18 @@ import requests
 from tests.e2e.mender_harness import (
     MENDER_CLI,
     ClientConfig,
+    MenderClient,
     MenderFleet,
     client_binaries_missing,
+    wait_for,
 )
 from tests.fixtures.live_server import LiveServer
 
 DEVAUTH_DEVICES = "/api/management/v2/devauth/devices"
 LOGIN = "/api/management/v1/useradm/auth/login"
+INVENTORY_DEVICES = "/api/management/v1/inventory/devices"
+ARTIFACTS = "/api/management/v1/deployments/artifacts"
+DEPLOYMENTS = "/api/management/v1/deployments/deployments"
 
 _FLEETS_KEY = pytest.StashKey[list[MenderFleet]]()
 
@@ -115,6 +121,59 @@ class ManagementAPI:
             json={"status": status},
         )
 
+    def accept_clients(
+        self, clients: Iterable[MenderClient], timeout: float = 20.0
+    ) -> list[str]:
+        """Wait until each client has asked to be authenticated, accept it; device ids in order."""
+        device_ids = []
+        for client in clients:
+            pending = wait_for(
+                lambda client=client: self.device_by_identity(client.identity),
+                timeout,
+                description=f"a device with identity {client.identity} ({client.name})",
+                diagnostics=client.diagnostics,
+            )
+            response = self.set_auth_set_status(
+                pending["id"], pending["auth_sets"][0]["id"], "accepted"
+            )
+            assert response.status_code == 204, response.text
+            device_ids.append(pending["id"])
+        return device_ids
+
+    def set_group(self, device_id: str, group: str) -> None:
+        """Put a device in a static group (inventory API)."""
+        response = self.put(f"{INVENTORY_DEVICES}/{device_id}/group", json={"group": group})
+        assert response.status_code == 204, response.text
+
+    def upload_artifact(
+        self, path: Path, description: str = "e2e upload"
+    ) -> requests.Response:
+        """``POST /api/management/v1/deployments/artifacts`` (multipart: size, description, artifact)."""
+        with path.open("rb") as artifact:
+            return self.post(
+                ARTIFACTS,
+                data={"size": str(path.stat().st_size), "description": description},
+                files={"artifact": (path.name, artifact, "application/octet-stream")},
+                timeout=60,
+            )
+
+    def create_deployment(self, path: str = DEPLOYMENTS, **body: Any) -> str:
+        """Create a deployment (201 expected); return its id (from ``Location``)."""
+        response = self.post(path, json=body)
+        assert response.status_code == 201, response.text
+        return response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        response = self.get(f"{DEPLOYMENTS}/{deployment_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def deployment_devices(self, deployment_id: str) -> dict[str, dict[str, Any]]:
+        """The deployment's device records by device id."""
+        response = self.get(f"{DEPLOYMENTS}/{deployment_id}/devices")
+        assert response.status_code == 200, response.text
+        return {record["id"]: record for record in response.json()}
+
 
 @pytest.fixture
 def management_api(
@@ -132,6 +191,18 @@ def management_api(
         yield ManagementAPI(
             base_url=live_server_url, token=response.text, session=session
         )
+
+
+@pytest.fixture
+def remove_stored_artifacts(transactional_db: None) -> Iterator[None]:
+    """The live server stores uploads under the shared MEDIA_ROOT: remove them after the test."""
+    yield
+    from deployments_app.models import Artifact
+    from deployments_app.models.artifacts import artifact_storage
+
+    for name in Artifact.objects.values_list("file", flat=True):
+        if name:
+            artifact_storage().delete(name)
 
 
 @pytest.fixture
