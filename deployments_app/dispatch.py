@@ -20,7 +20,12 @@ def dispatch_on_commit(task: Any, *args: Any) -> None:
 
     def send() -> None:
         try:
-            task.apply_async(args=args, retry=False)
+            # One immediate retry covers a stale pooled connection; a down broker fails fast.
+            task.apply_async(
+                args=args,
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0},
+            )
         except OperationalError:
             logger.warning(
                 "broker unavailable: %s%s left to the periodic sweep", task.name, args

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 
 
 @shared_task(acks_late=True)
@@ -35,9 +36,8 @@ def sweep_deployments_task(limit: int = 200) -> dict[str, int]:
     if not cache.add(lock_key, "1", timeout=300):
         return {"skipped": 1}
     try:
-        unexpanded = expand_unexpanded_deployments(
-            older_than=dt.timedelta(seconds=30), limit=limit
-        )
+        grace = dt.timedelta(seconds=settings.FLOTILLA_EXPANSION_GRACE_SECONDS)
+        unexpanded = expand_unexpanded_deployments(older_than=grace, limit=limit)
         for deployment_id in unexpanded:
             expand_deployment_task.delay(deployment_id)
         finished = finalise_due_deployments(limit=limit)

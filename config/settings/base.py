@@ -134,6 +134,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # How often workers look for tasks a dead worker left unacknowledged (seconds x calls).
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+    # A request publishing a task must not stall while the broker is down: fail fast, the
+    # periodic sweeps redo the work (workers reconnect by their own, unbounded, policy).
+    "max_retries": env.int("CELERY_PUBLISH_CONNECT_RETRIES", default=0),
 }
 CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
@@ -174,6 +177,8 @@ CACHES = {
 
 # Deployment engine
 FLOTILLA_EXPANSION_BATCH_SIZE = env.int("FLOTILLA_EXPANSION_BATCH_SIZE", default=5000)
+# The sweep re-dispatches expansions not done this long after creation (e.g. broker was down).
+FLOTILLA_EXPANSION_GRACE_SECONDS = env.int("FLOTILLA_EXPANSION_GRACE_SECONDS", default=30)
 
 # Artifacts: storage, size limit, download links.
 # Local files under MEDIA_ROOT by default; an S3-compatible bucket (django-storages) when

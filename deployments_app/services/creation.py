@@ -85,13 +85,20 @@ def target_devices_sql(deployment: Deployment) -> tuple[str, list[Any]]:
     )
 
 
-def _count_targets_now(target_kind: str, group_name: str | None) -> int:
+def _targets_now(target_kind: str, group_name: str | None, *, count: bool) -> int:
+    """How many devices the group / all-devices target has now (count=False: 0 or 1, cheaply)."""
     probe = Deployment(
         target_kind=target_kind, group_name=group_name or "", created=timezone.now()
     )
     sql, params = target_devices_sql(probe)
+    # EXISTS stops at the first device: creation stays fast for groups of any size.
+    probe_sql = (
+        f"SELECT count(*) FROM ({sql}) targets"
+        if count
+        else f"SELECT EXISTS ({sql})::int"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) targets", params)
+        cursor.execute(probe_sql, params)
         return cursor.fetchone()[0]
 
 
@@ -199,7 +206,8 @@ def create_deployment(
                 "No devices for the deployment: a phased deployment needs matching devices"
             )
     elif target_kind in (TargetKind.GROUP, TargetKind.ALL):
-        target_count = _count_targets_now(target_kind, group)
+        # Phases need N; otherwise the worker counts while it expands.
+        target_count = _targets_now(target_kind, group, count=bool(phase_requests))
         if target_count == 0:
             raise InvalidDeployment("No devices for the deployment")
 
@@ -230,9 +238,8 @@ def create_deployment(
         device_list=device_ids,
         all_devices=all_devices,
         force_installation=force_installation,
-        max_devices=(max_devices or 0)
-        if target_kind == TargetKind.DYNAMIC
-        else target_count,
+        # Static: the expansion sets it to the number of targets.
+        max_devices=(max_devices or 0) if target_kind == TargetKind.DYNAMIC else 0,
         artifacts=artifact_ids,
         retries=retries,
         filter_id=filter_id,
@@ -321,9 +328,11 @@ def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> i
             selected, inserted, last_device = _expand_batch(deployment, batch_size)
             inserted_total += inserted
             is_done = selected < batch_size
+            device_count = deployment.device_count + inserted
             Deployment.objects.filter(pk=deployment.pk).update(
                 expansion_cursor=last_device or deployment.expansion_cursor,
-                device_count=deployment.device_count + inserted,
+                device_count=device_count,
+                max_devices=device_count,
                 expanded_at=timezone.now() if is_done else None,
             )
             if is_done:

@@ -142,7 +142,9 @@ class ManagementAPI:
 
     def set_group(self, device_id: str, group: str) -> None:
         """Put a device in a static group (inventory API)."""
-        response = self.put(f"{INVENTORY_DEVICES}/{device_id}/group", json={"group": group})
+        response = self.put(
+            f"{INVENTORY_DEVICES}/{device_id}/group", json={"group": group}
+        )
         assert response.status_code == 204, response.text
 
     def upload_artifact(

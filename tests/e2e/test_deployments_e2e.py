@@ -181,9 +181,7 @@ def test_three_real_clients_install_a_release_from_a_static_group(
         name="canary rollout",
         artifact_name="release-a1",
     )
-    describe = diagnostics(
-        fleet, management_api, deployment_id, live_server_access_log
-    )
+    describe = diagnostics(fleet, management_api, deployment_id, live_server_access_log)
 
     # then: it finishes with three successes ...
     deployment = wait_finished(
@@ -210,11 +208,11 @@ def test_three_real_clients_install_a_release_from_a_static_group(
     assert [d.status for d in downloads] == [200, 200, 200], describe()
     # ... every status report was accepted with 204, and nobody uploaded a log
     reports = live_server_access_log.matching("PUT", status_path(deployment_id))
-    assert reports and {r.status for r in reports} == {204}, describe()
+    assert reports, describe()
+    assert {r.status for r in reports} == {204}, describe()
     assert live_server_access_log.matching("PUT", log_path(deployment_id)) == []
     # ... and no client loops: later update checks get 204, nothing is downloaded again
     assert_no_loop(live_server_access_log, fleet.clients, deployment_id, describe)
-    print("DEBUG", describe(), client.log_text()[-6000:] if len(fleet.clients) == 1 else "")
 
 
 def test_a_failing_install_ends_in_failure_and_the_client_log_is_readable(
@@ -235,9 +233,7 @@ def test_a_failing_install_ends_in_failure_and_the_client_log_is_readable(
     deployment_id = management_api.create_deployment(
         name="doomed", artifact_name="release-b1", devices=[device_id]
     )
-    describe = diagnostics(
-        fleet, management_api, deployment_id, live_server_access_log
-    )
+    describe = diagnostics(fleet, management_api, deployment_id, live_server_access_log)
 
     # then: the record ends in failure and the deployment is finished
     deployment = wait_finished(
@@ -250,7 +246,8 @@ def test_a_failing_install_ends_in_failure_and_the_client_log_is_readable(
     # ... the module failed and the client rolled back (nothing stays installed)
     calls = client.module_calls()
     assert calls.count("ArtifactInstall") == 1, calls
-    assert "ArtifactRollback" in calls and "ArtifactFailure" in calls, calls
+    assert "ArtifactRollback" in calls, calls
+    assert "ArtifactFailure" in calls, calls
     assert "ArtifactCommit" not in calls, calls
     assert client.installed_artifact_name() is None
     assert client.installed_files() == {}
@@ -262,7 +259,8 @@ def test_a_failing_install_ends_in_failure_and_the_client_log_is_readable(
         diagnostics=describe,
     )
     assert [
-        e.status for e in live_server_access_log.matching("PUT", log_path(deployment_id))
+        e.status
+        for e in live_server_access_log.matching("PUT", log_path(deployment_id))
     ] == [204], describe()
     assert [
         e.status
@@ -281,7 +279,6 @@ def test_a_failing_install_ends_in_failure_and_the_client_log_is_readable(
     assert "Running Mender client version" in text, text
     # ... and the failed deployment is not offered again
     assert_no_loop(live_server_access_log, fleet.clients, deployment_id, describe)
-    print("DEBUG", describe(), client.log_text()[-6000:] if len(fleet.clients) == 1 else "")
 
 
 # The probe module installs with `cp -a "$tree/files/." "$base/installed/"`, and the daemon's
@@ -330,9 +327,7 @@ def test_aborting_while_a_client_installs_makes_it_roll_back(
     deployment_id = management_api.create_deployment(
         name="to be aborted", artifact_name="release-c1", devices=[device_id]
     )
-    describe = diagnostics(
-        fleet, management_api, deployment_id, live_server_access_log
-    )
+    describe = diagnostics(fleet, management_api, deployment_id, live_server_access_log)
     client.send_sigusr1()
 
     # when: the deployment is aborted while the module runs ArtifactInstall
@@ -393,10 +388,11 @@ def test_aborting_while_a_client_installs_makes_it_roll_back(
     )
     # ... and the client goes back to idle: 204 on its update checks, no new download
     assert [
-        e.status for e in live_server_access_log.matching("GET") if e.path.startswith(DOWNLOAD)
+        e.status
+        for e in live_server_access_log.matching("GET")
+        if e.path.startswith(DOWNLOAD)
     ] == [200]
     assert_no_loop(live_server_access_log, fleet.clients, deployment_id, describe)
-    print("DEBUG", describe(), client.log_text()[-6000:] if len(fleet.clients) == 1 else "")
 
 
 def test_a_client_already_on_the_release_is_not_sent_the_download(
@@ -418,9 +414,7 @@ def test_a_client_already_on_the_release_is_not_sent_the_download(
     deployment_id = management_api.create_deployment(
         name="same again", artifact_name="release-d1", devices=[device_id]
     )
-    describe = diagnostics(
-        fleet, management_api, deployment_id, live_server_access_log
-    )
+    describe = diagnostics(fleet, management_api, deployment_id, live_server_access_log)
 
     # then: its record ends already-installed and the deployment finishes
     deployment = wait_finished(
@@ -431,14 +425,15 @@ def test_a_client_already_on_the_release_is_not_sent_the_download(
     [record] = management_api.deployment_devices(deployment_id).values()
     assert (record["id"], record["status"]) == (device_id, "already-installed")
     # ... the client was answered 204: no instructions, no download, no status report
-    assert {
-        e.status for e in live_server_access_log.matching("POST", NEXT_V2)
-    } == {204}, describe()
+    assert {e.status for e in live_server_access_log.matching("POST", NEXT_V2)} == {
+        204
+    }, describe()
     assert [
-        e.raw for e in live_server_access_log.matching("GET") if e.path.startswith(DOWNLOAD)
+        e.raw
+        for e in live_server_access_log.matching("GET")
+        if e.path.startswith(DOWNLOAD)
     ] == []
     assert live_server_access_log.matching(path=status_path(deployment_id)) == []
     assert client.module_calls() == []
     assert "release-d1" in client.log_text()
     assert_no_loop(live_server_access_log, fleet.clients, deployment_id, describe)
-    print("DEBUG", describe(), client.log_text()[-6000:] if len(fleet.clients) == 1 else "")
