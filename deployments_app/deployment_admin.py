@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpResponseRedirect
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
 from config.errors import DomainError
@@ -19,7 +20,9 @@ from deployments_app.models import (
     DeviceDeployment,
 )
 from deployments_app.services import creation, logs, transitions
+from deployments_app.services.creation import PhaseRequest
 from deployments_app.states import FINAL_STATUSES
+from devices_app.models import DeviceFilter
 
 
 class DeploymentCreateForm(forms.ModelForm):
@@ -27,6 +30,7 @@ class DeploymentCreateForm(forms.ModelForm):
         ("devices", "Device list"),
         ("group", "Static group"),
         ("all", "All accepted devices"),
+        ("filter", "Dynamic group (saved filter)"),
     ]
 
     release = forms.ChoiceField(choices=())
@@ -37,6 +41,23 @@ class DeploymentCreateForm(forms.ModelForm):
         help_text="Device ids, one per line.",
     )
     group = forms.CharField(required=False)
+    device_filter = forms.ModelChoiceField(
+        queryset=DeviceFilter.objects.order_by("name"), required=False
+    )
+    max_devices = forms.IntegerField(
+        min_value=0,
+        required=False,
+        help_text="Dynamic groups only: stop after this many devices finished.",
+    )
+    phases = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=(
+            "Optional phased rollout, one phase per line: 'PERCENT START' with START in ISO 8601 "
+            "(the first phase may omit START: now; the last may omit PERCENT: the rest). "
+            "Example: '10' then '40 2030-01-02T00:00:00Z' then 'rest 2030-01-03T00:00:00Z'."
+        ),
+    )
     force_installation = forms.BooleanField(required=False)
     retries = forms.IntegerField(min_value=0, initial=0)
 
@@ -51,6 +72,29 @@ class DeploymentCreateForm(forms.ModelForm):
         )
         self.fields["release"].choices = [(name, name) for name in names]
 
+    def clean_phases(self) -> list[PhaseRequest]:
+        phases = []
+        for number, line in enumerate(
+            self.cleaned_data["phases"].splitlines(), start=1
+        ):
+            words = line.split()
+            if not words:
+                continue
+            percent, start = words[0], words[1] if len(words) > 1 else None
+            try:
+                batch_size = None if percent == "rest" else int(percent)
+                start_ts = parse_datetime(start) if start else None
+            except ValueError:
+                raise forms.ValidationError(
+                    f"phase {number}: cannot read {line!r}"
+                ) from None
+            if start and start_ts is None:
+                raise forms.ValidationError(
+                    f"phase {number}: {start!r} is not an ISO 8601 time"
+                )
+            phases.append(PhaseRequest(batch_size=batch_size, start_ts=start_ts))
+        return phases
+
     def service_arguments(self) -> dict[str, Any]:
         data = self.cleaned_data
         arguments: dict[str, Any] = {
@@ -58,6 +102,7 @@ class DeploymentCreateForm(forms.ModelForm):
             "artifact_name": data["release"],
             "force_installation": data["force_installation"],
             "retries": data["retries"],
+            "phases": data["phases"],
         }
         if data["target"] == "devices":
             arguments["devices"] = [
@@ -65,6 +110,11 @@ class DeploymentCreateForm(forms.ModelForm):
             ]
         elif data["target"] == "group":
             arguments["group"] = data["group"].strip()
+        elif data["target"] == "filter":
+            if data["device_filter"] is None:
+                raise DomainError("choose the saved filter of the dynamic group")
+            arguments["filter_id"] = data["device_filter"].pk
+            arguments["max_devices"] = data["max_devices"]
         else:
             arguments["all_devices"] = True
         return arguments
@@ -81,8 +131,14 @@ class PhaseInline(admin.TabularInline):
         "capacity",
         "device_count",
         "started_at",
+        "progress",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Admitted / capacity")
+    def progress(self, phase: DeploymentPhase) -> str:
+        capacity = "unbounded" if phase.capacity is None else phase.capacity
+        return f"{phase.device_count} / {capacity}"
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
@@ -195,6 +251,9 @@ class DeploymentAdmin(admin.ModelAdmin):
                 "target",
                 "devices",
                 "group",
+                "device_filter",
+                "max_devices",
+                "phases",
                 "force_installation",
                 "retries",
             ]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -294,19 +296,25 @@ def test_embedded_redis_serves_tcp_and_stops(tmp_path: Path) -> None:
     assert not stack.port_open("127.0.0.1", embedded.port)
 
 
-def test_embedded_postgres_serves_a_created_database_and_stops(tmp_path: Path) -> None:
-    embedded = stack.start_embedded_postgres(tmp_path / "pg")
+def test_embedded_postgres_serves_a_created_database_and_stops() -> None:
+    # Not tmp_path: as root, pgserver opens the path to its data for its own system user,
+    # and every pytest session closes /tmp/pytest-of-root again (mode 0700).
+    parent = Path(tempfile.mkdtemp(prefix="flotilla-stack-test-"))
     try:
-        url = embedded.url("flotilla")
-        assert environ.Env.db_url_config(url)["OPTIONS"]["host"]
-        assert stack.ensure_database(url) is True
-        with psycopg.connect(url) as conn:
-            version = conn.execute("SHOW server_version_num").fetchone()[0]
-        assert int(version) >= 160000
+        embedded = stack.start_embedded_postgres(parent / "pg")
+        try:
+            url = embedded.url("flotilla")
+            assert environ.Env.db_url_config(url)["OPTIONS"]["host"]
+            assert stack.ensure_database(url) is True
+            with psycopg.connect(url) as conn:
+                version = conn.execute("SHOW server_version_num").fetchone()[0]
+            assert int(version) >= 160000
+        finally:
+            embedded.stop()
+        # A clean shutdown removes postmaster.pid (the process may linger as a zombie).
+        assert not (embedded.pgdata / "postmaster.pid").exists()
     finally:
-        embedded.stop()
-    # A clean shutdown removes postmaster.pid (the exited process may linger as a zombie).
-    assert not (embedded.pgdata / "postmaster.pid").exists()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- supervision
