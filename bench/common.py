@@ -254,11 +254,11 @@ def cpu_seconds(pid: int) -> float:
 def postgres_pids() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == "postgres":
-                        pids.append(int(entry))
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as comm:
+            if comm.read().strip() == "postgres":
+                pids.append(int(entry))
     return pids
 
 
@@ -387,7 +387,10 @@ def server(
                 raise RuntimeError(f"gunicorn exited: {log_path.read_text()}")
             try:
                 with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                    if response.status == 200 and len(children_of(process.pid)) >= workers:
+                    if (
+                        response.status == 200
+                        and len(children_of(process.pid)) >= workers
+                    ):
                         break
             except OSError:
                 pass
@@ -646,9 +649,8 @@ def verdict(ok: bool) -> str:
 
 def machine_line() -> str:
     memory = "?"
-    with contextlib.suppress(OSError):
-        with open("/proc/meminfo") as meminfo:
-            memory = f"{int(meminfo.readline().split()[1]) / 1024**2:.0f} GiB"
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        memory = f"{int(meminfo.readline().split()[1]) / 1024**2:.0f} GiB"
     versions = server_versions()
     return (
         f"{os.cpu_count()} cores, {memory}, PostgreSQL {versions['postgresql']}, "

@@ -23,7 +23,8 @@ What it does:
      fleet changed ("churn");
 4. times the single-device paths: an inventory change (write + synchronous re-check of the
    device's memberships) and an identical inventory (read only), median of 200;
-5. prints the figures and the cold/baseline ratio; exit status 0 when the ratio is ≤ 2.
+5. prints the figures and the cold/baseline ratio; exit status 0 when the ratio is ≤ 2 (checked
+   from 100000 devices on; smaller runs are smoke runs and exit 0).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ DATABASE = "flotilla_bench_filters"
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 GOAL_RATIO = 2.0
+# Below this, fixed per-call costs (lock, filter read) dominate: the goal is about large fleets.
+GOAL_MIN_DEVICES = 100_000
 
 
 def _say(message: str = "") -> None:
@@ -220,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         if not args.keep:
             _admin(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    if args.devices < GOAL_MIN_DEVICES:
+        _say(f"(smoke run: the goal is checked from {GOAL_MIN_DEVICES} devices on)")
+        return 0
     return 0 if ratio <= GOAL_RATIO else 1
 
 

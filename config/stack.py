@@ -387,6 +387,9 @@ class Stack:
     notes: dict[str, str] = field(default_factory=dict)
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def on_stop(self, stop: Callable[[], None]) -> None:
+        self._stops.append(stop)
+
     def stop(self) -> None:
         while self._stops:
             stop = self._stops.pop()
@@ -451,7 +454,7 @@ def _provision_postgres(
     else:
         started = time.monotonic()
         postgres = start_embedded_postgres(data_dir / "pg")
-        stack._stops.append(postgres.stop)
+        stack.on_stop(postgres.stop)
         stack.database_url = postgres.url(DATABASE_NAME)
         elapsed = time.monotonic() - started
         stack.notes["database"] = (
@@ -477,7 +480,7 @@ def _provision_redis(
         started = time.monotonic()
         workdir = data_dir / ("redis" if purpose == "run" else "redis-test")
         redis = start_embedded_redis(workdir, persist=purpose == "run")
-        stack._stops.append(redis.stop)
+        stack.on_stop(redis.stop)
         stack.redis_url = redis.url(db)
         elapsed = time.monotonic() - started
         stack.notes["redis"] = (
@@ -690,6 +693,8 @@ def run_command(environ: Mapping[str, str]) -> int:
         if url is None or _wait_until_healthy(url, supervisor):
             sys.stdout.write(banner(stack, env) + "\n")
             sys.stdout.flush()
+        elif supervisor.first_exit() is None and not signals.received:
+            _say(f"no answer from {url}/healthz within {STARTUP_TIMEOUT:.0f} s")
         return supervisor.wait()
     except Interrupted as exc:
         _say(f"{exc} received, stopping")

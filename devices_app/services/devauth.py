@@ -28,6 +28,7 @@ from devices_app.identity import (
     verify_signature,
 )
 from devices_app.models import AuthSet, Device, DeviceToken
+from devices_app.services.memberships import recheck_device_memberships
 from devices_app.states import (
     AuthSetStatus,
     DeviceStatus,
@@ -171,6 +172,8 @@ def _write_device_status(device: Device, to: DeviceStatus) -> None:
         return
     device.status = to
     device.save(update_fields=["status", "updated_ts"])
+    # Saved filters hold accepted devices only: the device may join or leave some.
+    recheck_device_memberships(device_ids=[device.pk])
 
 
 def _lock_device(device_id: Any) -> Device:
@@ -252,7 +255,9 @@ def preauthorize_device(
 @transaction.atomic
 def decommission_device(*, device_id: Any) -> Device:
     """Retire a device for good: every token it holds stops working and it cannot authenticate again."""
-    from deployments_app.services.device_lifecycle import decommission_device_deployments
+    from deployments_app.services.device_lifecycle import (
+        decommission_device_deployments,
+    )
 
     device = _lock_device(device_id)
     DeviceToken.objects.filter(device=device).delete()

@@ -130,8 +130,8 @@ def test_real_clients_install_phase_by_phase(
     assert sorted(statuses.values()) == ["pending", "pending", "success", "success"]
 
     # when: the second phase's start time passes (SIGUSR1: check for an update now)
-    time.sleep(max(0.0, second_start_monotonic - time.monotonic()) + 0.3)
     mark = len(live_server_access_log.entries())
+    time.sleep(max(0.0, second_start_monotonic - time.monotonic()) + 0.3)
 
     # then: the other two install as well and the deployment finishes with four successes
     deployment = wait_finished(management_api, deployment_id, describe, prod=poke(rest))
@@ -141,7 +141,14 @@ def test_real_clients_install_phase_by_phase(
         assert client.installed_artifact_name() == "release-p1", client.diagnostics()
         assert client.installed_files() == files
         assert client.module_calls().count("ArtifactCommit") == 1
-    # ... the second two downloaded only after the second start, once each
+    # ... the second two were admitted only after the second start and downloaded once each
+    records = management_api.deployment_devices(deployment_id)
+    for client, device_id in zip(clients, device_ids, strict=True):
+        started = dt.datetime.fromisoformat(records[device_id]["started"])
+        if client in rest:
+            assert started >= second_start, (client.name, records[device_id])
+        else:
+            assert started < second_start, (client.name, records[device_id])
     later = live_server_access_log.entries()[mark:]
     assert [e.status for e in later if e.path == downloads_path] == [200, 200]
     assert [
