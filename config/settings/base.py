@@ -178,7 +178,9 @@ CACHES = {
 # Deployment engine
 FLOTILLA_EXPANSION_BATCH_SIZE = env.int("FLOTILLA_EXPANSION_BATCH_SIZE", default=5000)
 # The sweep re-dispatches expansions not done this long after creation (e.g. broker was down).
-FLOTILLA_EXPANSION_GRACE_SECONDS = env.int("FLOTILLA_EXPANSION_GRACE_SECONDS", default=30)
+FLOTILLA_EXPANSION_GRACE_SECONDS = env.int(
+    "FLOTILLA_EXPANSION_GRACE_SECONDS", default=30
+)
 
 # Artifacts: storage, size limit, download links.
 # Local files under MEDIA_ROOT by default; an S3-compatible bucket (django-storages) when

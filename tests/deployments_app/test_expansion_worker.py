@@ -39,7 +39,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 @pytest.fixture
-def spawn_worker(celery_worker: CeleryWorker, tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen]]:
+def spawn_worker(
+    celery_worker: CeleryWorker, tmp_path: Path
+) -> Iterator[Callable[[str], subprocess.Popen]]:
     """Start extra real workers that consume only QUEUE, with a short visibility timeout."""
     processes: list[subprocess.Popen] = []
 
@@ -100,24 +102,34 @@ def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_t
     # given: a large static group and a worker that expands in small batches
     factories.bulk_group("fleet", TARGETS)
     factories.artifact("release-1", ["probe-device"])
-    app.conf.task_routes = {"deployments_app.tasks.expand_deployment_task": {"queue": QUEUE}}
+    app.conf.task_routes = {
+        "deployments_app.tasks.expand_deployment_task": {"queue": QUEUE}
+    }
     try:
         first = spawn_worker("doomed")
 
         # when: the deployment is created and the worker is killed while expanding
-        deployment = create_deployment(name="big", artifact_name="release-1", group="fleet")
+        deployment = create_deployment(
+            name="big", artifact_name="release-1", group="fleet"
+        )
         rows = DeviceDeployment.objects.filter(deployment=deployment)
-        wait_until(lambda: rows.count() >= 20 * BATCH, timeout=60, what="expansion to start")
+        wait_until(
+            lambda: rows.count() >= 20 * BATCH, timeout=60, what="expansion to start"
+        )
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         partial = rows.count()
-        assert partial < TARGETS, "the worker finished before it could be killed; raise TARGETS"
+        assert partial < TARGETS, (
+            "the worker finished before it could be killed; raise TARGETS"
+        )
         assert Deployment.objects.get(pk=deployment.pk).expanded_at is None
 
         # then: another worker gets the redelivered task and completes it exactly
         spawn_worker("survivor")
         wait_until(
-            lambda: Deployment.objects.filter(pk=deployment.pk, expanded_at__isnull=False).exists(),
+            lambda: Deployment.objects.filter(
+                pk=deployment.pk, expanded_at__isnull=False
+            ).exists(),
             timeout=90,
             what="the redelivered expansion to finish",
         )
