@@ -5,16 +5,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flotilla-installed
+# The suite also tests the S3 artifact storage, so s3 is installed for development too.
+EXTRAS ?= dev,embedded,s3
 ARGS ?=
 
 .PHONY: venv run test lint fmt migrations-check manage up down logs
 
 venv: $(STAMP)
 
-# Re-installs only when pyproject.toml changes (or the venv is new).
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml (or this file) changes, or the venv is new.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,embedded]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS)]'
 	touch $@
 
 run: venv

@@ -142,6 +142,8 @@ def assert_no_loop(
     describe: Callable[[], str],
 ) -> None:
     """After the deployment, every client's update checks get 204 and nothing is re-reported."""
+    # gunicorn logs a request after answering it: let lines of requests already answered land.
+    time.sleep(0.3)
     mark = len(access_log.entries())
     for client in clients:
         client.send_sigusr1()
@@ -365,6 +367,23 @@ def test_aborting_while_a_client_installs_makes_it_roll_back(
         lambda: "Cleanup" in client.module_calls(),
         10,
         description="the client to roll back and clean up",
+        diagnostics=describe,
+    )
+
+    def back_to_idle() -> bool:
+        # After the rollback it reports failure (409 again), then checks for updates again.
+        entries = live_server_access_log.entries()
+        first_409 = next(
+            i
+            for i, e in enumerate(entries)
+            if e.path == status_path(deployment_id) and e.status == 409
+        )
+        return any(e.path == NEXT_V2 for e in entries[first_409:])
+
+    wait_for(
+        back_to_idle,
+        10,
+        description="an update check after the aborted deployment",
         diagnostics=describe,
     )
     calls = client.module_calls()
