@@ -61,6 +61,47 @@ def _user_token() -> str:
     return issue_user_token(user=user)
 
 
+def _profile_reports(device_id: str, token: str, path: str) -> list[common.Row]:
+    """Queries and time of one device's three reports, in process (Django test client)."""
+    from django.db import connection
+    from django.test import Client
+
+    client = Client(HTTP_HOST=common.HOST)
+    rows = []
+    for status in STATUSES:
+        queries: list[tuple[float, str]] = []
+
+        def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                queries.append((time.perf_counter() - started, sql))  # noqa: B023
+
+        with connection.execute_wrapper(timed):
+            started = time.perf_counter()
+            response = client.put(
+                path,
+                data=json.dumps({"status": status}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
+            elapsed = time.perf_counter() - started
+        if response.status_code != 204:
+            raise RuntimeError(f"profiled report answered {response.status_code}")
+        sql_ms = sum(t for t, _ in queries) * 1000
+        rows.append(
+            common.Row(
+                f"in process: one '{status}' report",
+                f"{len(queries)} queries, {sql_ms:.1f} ms SQL of {elapsed * 1000:.1f} ms",
+            )
+        )
+        common.say(f"Queries of one '{status}' report (ms):")
+        for seconds, sql in queries:
+            common.say(f"    {seconds * 1000:6.2f}  {' '.join(sql.split())[:140]}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -77,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="no verdict on timings")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    total = args.devices * args.runs
+    # One device more than the runs use: its three reports are profiled in process at the end.
+    total = args.devices * args.runs + 1
 
     common.log(
         f"machine: {common.machine_line()}, load average {os.getloadavg()[0]:.1f}"
@@ -150,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             if admission.unexpected({200}):
                 raise RuntimeError(f"admission failed: {dict(admission.statuses)}")
 
-            cpu_groups = {"web": web.worker_pids, "postgres": common.postgres_pids}
+            cpu_groups = {
+                "web": web.worker_pids,
+                "postgres": common.postgres_pids,
+                "worker": lambda: [celery.pid],
+            }
             pings, reports = [], []
             status_path = (
                 f"/api/devices/v1/deployments/device/deployments/{deployment.id}/status"
@@ -191,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                 pings.append(ping)
                 reports.append(report)
 
+            profile = _profile_reports(
+                device_ids[-1], tokens[device_ids[-1]], status_path
+            )
             url = f"{web.url}/api/management/v1/deployments/deployments/{deployment.id}/statistics"
             statistics = _management_get(url, user_token)
             deadline = time.monotonic() + 60
@@ -228,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         requests = sum(r.requests for r in reports)
         web_cpu = sum(r.cpu.get("web", 0.0) for r in reports) / requests * 1000
         pg_cpu = sum(r.cpu.get("postgres", 0.0) for r in reports) / requests * 1000
+        worker_cpu = sum(r.cpu.get("worker", 0.0) for r in reports) / requests * 1000
         rows = [
             common.Row("admission polls/s (setup)", f"{admission.rate:.0f}"),
             common.Row("ping: requests/s", f"{ping_rate:.0f}"),
@@ -243,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{common.median(r.percentile_ms(99) for r in reports):.1f} ms",
             ),
             common.Row(
-                "status report CPU per request web / postgres",
-                f"{web_cpu:.1f} / {pg_cpu:.1f} ms",
+                "status report CPU per request web / postgres / celery worker",
+                f"{web_cpu:.1f} / {pg_cpu:.1f} / {worker_cpu:.1f} ms",
             ),
             common.Row(
                 "reports/s / ping", f"{rate / ping_rate:.2f}" if ping_rate else "-"
@@ -274,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 common.verdict(finished),
             ),
         ]
+        rows += profile
         common.print_table(
             f"Status reports, {total} devices of one deployment ({args.runs} runs × "
             f"{args.devices} devices × 3 reports), {args.connections} connections",

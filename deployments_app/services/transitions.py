@@ -91,20 +91,24 @@ def write_device_deployment_status(
         return False
     for field, value in changes.items():
         setattr(device_deployment, field, value)
-    _after_device_status_change(device_deployment.deployment_id, to)
+    _after_device_status_change(device_deployment, to)
     return True
 
 
-def _after_device_status_change(deployment_id: Any, to: str) -> None:
-    if to not in NOT_STARTED_STATUSES:
-        Deployment.objects.filter(
-            pk=deployment_id,
-            status__in=[DeploymentStatus.PENDING, DeploymentStatus.SCHEDULED],
-        ).update(status=DeploymentStatus.INPROGRESS)
+def _after_device_status_change(device_deployment: DeviceDeployment, to: str) -> None:
+    # The record's deployment is loaded by every caller: skip the write once it runs.
+    deployment = device_deployment.deployment
+    if to not in NOT_STARTED_STATUSES and deployment.status in (
+        DeploymentStatus.PENDING,
+        DeploymentStatus.SCHEDULED,
+    ):
+        set_deployment_status(
+            deployment_ids=[deployment.pk], to=DeploymentStatus.INPROGRESS
+        )
     if to in FINAL_STATUSES:
         from deployments_app.tasks import finalise_deployment_task
 
-        dispatch_on_commit(finalise_deployment_task, str(deployment_id))
+        dispatch_on_commit(finalise_deployment_task, str(deployment.pk))
 
 
 def report_device_deployment_status(
