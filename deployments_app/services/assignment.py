@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
+from config.errors import InvalidInput
 from deployments_app.exceptions import ConflictingRequest, InvalidStatusReport
 from deployments_app.models import (
     Artifact,
@@ -29,6 +31,7 @@ from deployments_app.states import (
 from devices_app.models import Device, FilterMembership
 
 MAX_ATTRIBUTE_LENGTH = 4096
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,14 @@ def _record_reported_inventory(
     }
     if all(current.get(name) == value for name, value in reported.items()):
         return False
-    return merge_device_inventory(device_id=device_id, attributes=reported)
+    try:
+        return merge_device_inventory(device_id=device_id, attributes=reported)
+    except InvalidInput as exc:
+        # A full or stricter inventory must not stop the device from getting its update.
+        logger.warning(
+            "poll of %s: reported attributes not stored: %s", device_id, exc.message
+        )
+        return False
 
 
 @dataclass(frozen=True)

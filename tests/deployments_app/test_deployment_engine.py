@@ -840,3 +840,24 @@ def test_management_lists(client: APIClient, management_client: APIClient) -> No
         ).status_code
         == 404
     )
+
+
+def test_full_inventory_does_not_block_the_update(
+    client: APIClient, management_client: APIClient
+) -> None:
+    device, token = factories.accepted_device("02:00:00:00:26:01")
+    device.inventory = {f"attribute_{i}": "x" for i in range(100)}
+    device.save(update_fields=["inventory"])
+    factories.artifact("release-1", ["probe-device"])
+    deployment_id = create_deployment(
+        management_client, name="r", artifact_name="release-1", devices=[str(device.id)]
+    )
+
+    response = poll(
+        client, token, "original", **{"rootfs-image.probe-sandbox.version": "original"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["id"] == deployment_id
+    device.refresh_from_db()
+    assert len(device.inventory) == 100
