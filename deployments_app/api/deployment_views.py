@@ -78,48 +78,42 @@ def _json_object(request: Request) -> dict[str, Any]:
     return data
 
 
+def _poll_response(request: Request, provides: Any) -> Response:
+    """Answer a device poll from its provides map (artifact_name and device_type included)."""
+    if not isinstance(provides, dict):
+        raise InvalidInput("device provides must be an object")
+    poll = assignment.build_poll_request(
+        artifact_name=provides.get("artifact_name"),
+        device_type=provides.get("device_type"),
+        provides=provides,
+    )
+    instructions = assignment.assign_next_deployment(
+        device_id=request.user.id, request=poll
+    )
+    return _instructions_response(request, instructions)
+
+
 class NextDeploymentV2View(DeviceAPIView, APIView):
     """``POST /api/devices/v2/deployments/device/deployments/next`` with ``device_provides``."""
 
     def post(self, request: Request) -> Response:
-        provides = _json_object(request).get("device_provides")
-        if not isinstance(provides, dict):
-            raise InvalidInput("device_provides must be an object")
-        poll = assignment.build_poll_request(
-            artifact_name=provides.get("artifact_name"),
-            device_type=provides.get("device_type"),
-            provides=provides,
-        )
-        return _instructions_response(
-            request,
-            assignment.assign_next_deployment(device_id=request.user.id, request=poll),
-        )
+        return _poll_response(request, _json_object(request).get("device_provides"))
 
 
 class NextDeploymentV1View(DeviceAPIView, APIView):
     """``POST`` (flat provides) and ``GET ?artifact_name=&device_type=`` on v1 ``.../next``."""
 
     def post(self, request: Request) -> Response:
-        provides = _json_object(request)
-        poll = assignment.build_poll_request(
-            artifact_name=provides.get("artifact_name"),
-            device_type=provides.get("device_type"),
-            provides=provides,
-        )
-        return _instructions_response(
-            request,
-            assignment.assign_next_deployment(device_id=request.user.id, request=poll),
-        )
+        return _poll_response(request, _json_object(request))
 
     def get(self, request: Request) -> Response:
-        poll = assignment.build_poll_request(
-            artifact_name=request.query_params.get("artifact_name"),
-            device_type=request.query_params.get("device_type"),
-            provides={},
-        )
-        return _instructions_response(
+        params = request.query_params
+        return _poll_response(
             request,
-            assignment.assign_next_deployment(device_id=request.user.id, request=poll),
+            {
+                "artifact_name": params.get("artifact_name"),
+                "device_type": params.get("device_type"),
+            },
         )
 
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from deployments_app.models import Deployment, DeviceDeployment
 from deployments_app.services.creation import create_deployment
 from tests import factories
-from tests.fixtures.celery_worker import CeleryWorker
-from tests.fixtures.live_server import database_url
+from tests.fixtures.celery_worker import (
+    CeleryWorker,
+    celery_process_env,
+    start_celery_process,
+    stop_process,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -46,52 +48,37 @@ def spawn_worker(
     processes: list[subprocess.Popen] = []
 
     def spawn(name: str) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "CELERY_TASK_ALWAYS_EAGER": "False",
-            "DATABASE_URL": database_url(settings.DATABASES["default"]),
-            "CELERY_BROKER_URL": celery_worker.broker_url,
-            "REDIS_URL": celery_worker.broker_url,
-            "FLOTILLA_EXPANSION_BATCH_SIZE": str(BATCH),
+        env = celery_process_env(
+            celery_worker.broker_url,
+            FLOTILLA_EXPANSION_BATCH_SIZE=str(BATCH),
             # Redelivery of the killed worker's unacknowledged task after 2 s, looked for every second.
-            "CELERY_VISIBILITY_TIMEOUT": "2",
-            "CELERY_UNACKED_RESTORE_INTERVAL": "1",
-            "CELERY_UNACKED_RESTORE_THROTTLE": "1",
-        }
-        log = (tmp_path / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "--pool",
-                "solo",
-                "-Q",
-                QUEUE,
-                "-n",
-                f"{name}-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            CELERY_VISIBILITY_TIMEOUT="2",
+            CELERY_UNACKED_RESTORE_INTERVAL="1",
+            CELERY_UNACKED_RESTORE_THROTTLE="1",
         )
+        arguments = [
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            QUEUE,
+            "-n",
+            f"{name}-{os.getpid()}@%h",
+        ]
+        arguments += [
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+        ]
+        process = start_celery_process(arguments, env, tmp_path / f"{name}.log")
         processes.append(process)
         return process
 
     yield spawn
     for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_target(
@@ -102,9 +89,10 @@ def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_t
     # given: a large static group and a worker that expands in small batches
     factories.bulk_group("fleet", TARGETS)
     factories.artifact("release-1", ["probe-device"])
-    app.conf.task_routes = {
-        "deployments_app.tasks.expand_deployment_task": {"queue": QUEUE}
-    }
+    # conf.update (not assignment) makes Celery rebuild its cached router.
+    app.conf.update(
+        task_routes={"deployments_app.tasks.expand_deployment_task": {"queue": QUEUE}}
+    )
     try:
         first = spawn_worker("doomed")
 
@@ -134,7 +122,7 @@ def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_t
             what="the redelivered expansion to finish",
         )
     finally:
-        app.conf.task_routes = None
+        app.conf.update(task_routes=None)
 
     assert rows.count() == TARGETS
     assert rows.values("device_id").distinct().count() == TARGETS

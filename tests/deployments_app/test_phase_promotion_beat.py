@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from deployments_app.models import Deployment, DeploymentPhase
 from deployments_app.services.creation import PhaseRequest, create_deployment
 from tests import factories
-from tests.fixtures.celery_worker import CeleryWorker
-from tests.fixtures.live_server import database_url
+from tests.fixtures.celery_worker import (
+    CeleryWorker,
+    celery_process_env,
+    start_celery_process,
+    stop_process,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -29,42 +28,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def beat(celery_worker: CeleryWorker, tmp_path: Path) -> Iterator[Path]:
     """A real beat process publishing the project's schedule (1 s phase interval) to the test broker."""
     log_path = tmp_path / "beat.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "CELERY_TASK_ALWAYS_EAGER": "False",
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
-        "CELERY_BROKER_URL": celery_worker.broker_url,
-        "REDIS_URL": celery_worker.broker_url,
-        "FLOTILLA_PHASE_INTERVAL": "1",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "celery"),
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "INFO",
-                "-s",
-                str(tmp_path / "beat-schedule"),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    env = celery_process_env(celery_worker.broker_url, FLOTILLA_PHASE_INTERVAL="1")
+    process = start_celery_process(
+        ["beat", "-l", "INFO", "-s", str(tmp_path / "beat-schedule")], env, log_path
+    )
     try:
         yield log_path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_beat_starts_scheduled_deployment_and_opens_phases(
