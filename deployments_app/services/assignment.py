@@ -99,9 +99,8 @@ def assign_next_deployment(
     """
     overview = _poll_overview(device_id)
     if _record_reported_inventory(device_id, request, current=overview.inventory):
-        overview = _poll_overview(
-            device_id
-        )  # saved-filter memberships may have changed
+        # The device's saved-filter memberships may have changed with its inventory.
+        overview = _poll_overview(device_id)
     if not overview.has_work:
         return None  # the common poll: two indexed reads (token, overview), no write
     record = _active_admitted_record(device_id) if overview.has_active else None
