@@ -146,6 +146,10 @@ class GroupMembership(models.Model):
             models.Index(
                 fields=["group_name", "added_ts"], name="group_membership_name_added"
             ),
+            # Walks a group's members in device-id order: the deployment expansion's batches.
+            models.Index(
+                fields=["group_name", "device"], name="group_membership_name_device"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -60,6 +60,8 @@ class Deployment(models.Model):
     device_count = models.PositiveIntegerField(default=0)
     artifacts = ArrayField(models.UUIDField(), default=list, blank=True)
     retries = models.PositiveIntegerField(default=0)
+    # Lets the poll skip the phase lookup for the (common) unphased deployment.
+    is_phased = models.BooleanField(default=False)
     filter_id = models.UUIDField(null=True, blank=True)
     filter_snapshot = models.JSONField(null=True, blank=True)
     initial_device_count = models.PositiveIntegerField(null=True, blank=True)

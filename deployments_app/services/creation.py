@@ -57,8 +57,13 @@ def _parse_device_ids(devices: list[Any]) -> list[uuid.UUID]:
     return list(dict.fromkeys(ids))
 
 
-def target_devices_sql(deployment: Deployment) -> tuple[str, list[Any]]:
-    """SQL selecting ``device_id`` of the static target set, as it was at the creation instant."""
+def target_devices_sql(
+    deployment: Deployment, *, after: uuid.UUID | None = None
+) -> tuple[str, list[Any]]:
+    """SQL selecting ``device_id`` of the static target set, as it was at the creation instant.
+
+    ``after``: only devices with a greater id (the expansion's keyset cursor).
+    """
     from devices_app.services.groups import (
         accepted_devices_sql,
         group_members_as_of_sql,
@@ -66,22 +71,24 @@ def target_devices_sql(deployment: Deployment) -> tuple[str, list[Any]]:
 
     if deployment.target_kind == TargetKind.GROUP:
         return group_members_as_of_sql(
-            group_name=deployment.group_name or "", as_of=deployment.created
+            group_name=deployment.group_name, as_of=deployment.created, after=after
         )
     if deployment.target_kind == TargetKind.ALL:
-        sql, params = accepted_devices_sql()
+        sql, params = accepted_devices_sql(after=after)
         return (
             f"SELECT t.device_id FROM ({sql}) t JOIN {Device._meta.db_table} d ON d.id = t.device_id "
             "WHERE d.created_ts <= %s",
             [*params, deployment.created],
         )
+    device_ids = [str(device_id) for device_id in deployment.device_list]
+    if after is not None:
+        device_ids = [
+            device_id for device_id in device_ids if uuid.UUID(device_id) > after
+        ]
     return (
         f"SELECT d.id AS device_id FROM {Device._meta.db_table} d "
         "WHERE d.id = ANY(%s::uuid[]) AND d.status = %s",
-        [
-            [str(device_id) for device_id in deployment.device_list],
-            DeviceStatus.ACCEPTED,
-        ],
+        [device_ids, DeviceStatus.ACCEPTED],
     )
 
 
@@ -232,6 +239,7 @@ def create_deployment(
         artifact_name=artifact_name,
         created=now,
         status=_initial_status(phase_requests, now),
+        is_phased=bool(phase_requests),
         target_kind=target_kind,
         group_name=group or "",
         groups=groups,
@@ -346,13 +354,13 @@ def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> i
 def _expand_batch(
     deployment: Deployment, batch_size: int
 ) -> tuple[int, int, uuid.UUID | None]:
-    targets_sql, params = target_devices_sql(deployment)
+    targets_sql, params = target_devices_sql(
+        deployment, after=deployment.expansion_cursor
+    )
     table = DeviceDeployment._meta.db_table
-    cursor_value = str(deployment.expansion_cursor or uuid.UUID(int=0))
     sql = f"""
         WITH batch AS (
-            SELECT t.device_id FROM ({targets_sql}) t
-            WHERE t.device_id > %s::uuid ORDER BY t.device_id LIMIT %s
+            SELECT t.device_id FROM ({targets_sql}) t ORDER BY t.device_id LIMIT %s
         ), inserted AS (
             INSERT INTO {table}
                 (id, deployment_id, device_id, status, substate, created, attempts, has_log)
@@ -365,8 +373,7 @@ def _expand_batch(
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            sql,
-            [*params, cursor_value, batch_size, str(deployment.pk), deployment.created],
+            sql, [*params, batch_size, str(deployment.pk), deployment.created]
         )
         selected, inserted, last_device = cursor.fetchone()
     return selected, inserted, last_device

@@ -192,26 +192,39 @@ def delete_group(*, group_name: str) -> int:
     return len(members)
 
 
-def accepted_devices_sql() -> tuple[str, list[Any]]:
-    """SQL selecting ``device_id`` of every accepted device (for ``INSERT … SELECT``)."""
-    return (
-        f"SELECT ad.id AS device_id FROM {DEVICE_TABLE} ad WHERE ad.status = %s",
-        [DeviceStatus.ACCEPTED.value],
-    )
+def accepted_devices_sql(*, after: uuid.UUID | None = None) -> tuple[str, list[Any]]:
+    """SQL selecting ``device_id`` of every accepted device (for ``INSERT … SELECT``).
+
+    ``after``: only devices with a greater id (keyset batches walk the primary key).
+    """
+    sql = f"SELECT ad.id AS device_id FROM {DEVICE_TABLE} ad WHERE ad.status = %s"
+    params: list[Any] = [DeviceStatus.ACCEPTED.value]
+    if after is not None:
+        sql += " AND ad.id > %s"
+        params.append(after)
+    return sql, params
 
 
 def group_members_as_of_sql(
-    *, group_name: str, as_of: dt.datetime
+    *, group_name: str, as_of: dt.datetime, after: uuid.UUID | None = None
 ) -> tuple[str, list[Any]]:
     """SQL selecting ``device_id`` of the accepted devices that were in the group at ``as_of``.
 
     Resolved from the membership history (a stay covers ``[added_ts, removed_ts)``), so devices
-    added to or removed from the group after ``as_of`` do not change the answer.
+    added to or removed from the group after ``as_of`` do not change the answer. ``after``: only
+    devices with a greater id, bounding both sides of the join so a keyset batch reads only
+    its own rows.
     """
+    # No DISTINCT: a device's stays never overlap, so at most one covers ``as_of``; without it
+    # PostgreSQL can walk (group_name, device_id) in order and stop at a LIMIT.
     sql = (
-        f"SELECT DISTINCT gm.device_id FROM {GROUP_MEMBERSHIP_TABLE} gm "
+        f"SELECT gm.device_id FROM {GROUP_MEMBERSHIP_TABLE} gm "
         f"JOIN {DEVICE_TABLE} gd ON gd.id = gm.device_id "
         "WHERE gm.group_name = %s AND gm.added_ts <= %s "
         "AND (gm.removed_ts IS NULL OR gm.removed_ts > %s) AND gd.status = %s"
     )
-    return sql, [group_name, as_of, as_of, DeviceStatus.ACCEPTED.value]
+    params: list[Any] = [group_name, as_of, as_of, DeviceStatus.ACCEPTED.value]
+    if after is not None:
+        sql += " AND gm.device_id > %s AND gd.id > %s"
+        params += [after, after]
+    return sql, params
