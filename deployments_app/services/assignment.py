@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from config.errors import InvalidInput
@@ -103,9 +103,12 @@ def assign_next_deployment(
         overview = _poll_overview(device_id)
     if not overview.has_work:
         return None  # the common poll: two indexed reads (token, overview), no write
-    record = _active_admitted_record(device_id) if overview.has_active else None
+    resumed = _resumed_instructions(overview.active, request)
+    if resumed is not None:
+        return resumed  # a repeated poll: no further query
+    record = _active_admitted_record(device_id) if overview.active else None
     if record is None:
-        record = _admit_next(device_id, request)
+        record = _admit_next(device_id, request, overview)
         if record is None:
             return None
     elif record.request is not None and record.request != request.as_stored():
@@ -161,49 +164,70 @@ def _record_reported_inventory(
 
 
 @dataclass(frozen=True)
+class ActiveRecord:
+    """The device's oldest admitted active record, as the overview reads it."""
+
+    deployment_id: Any
+    status: str
+    request: dict[str, Any] | None
+    force_installation: bool
+    artifact: Artifact | None
+
+
+@dataclass(frozen=True)
 class PollOverview:
     inventory: dict[str, Any]
-    has_active: bool
+    newest_final: dt.datetime | None
+    active: ActiveRecord | None
+    has_unexpanded: bool
     has_candidate: bool
 
     @property
     def has_work(self) -> bool:
-        return self.has_active or self.has_candidate
+        return self.active is not None or self.has_unexpanded or self.has_candidate
 
 
 def _poll_overview(device_id: Any) -> PollOverview:
-    """One round trip that tells whether the device has anything to do at all.
+    """One round trip with everything a poll needs to decide in the common cases.
 
-    Mirrors the selection below (resume, unexpanded static, static target, dynamic match)
-    with EXISTS probes on the partial indexes, so a device with nothing pending costs a
-    single query.
+    The device's inventory, its oldest admitted active record with the assigned artifact
+    (a repeated poll is answered from this alone), the ordering cut-off (creation time of its
+    newest final record) and EXISTS probes, on the partial indexes, for unexpanded static
+    deployments, a static target row and a matching dynamic deployment.
     """
     records = DeviceDeployment._meta.db_table
     deployments = Deployment._meta.db_table
+    artifacts = Artifact._meta.db_table
     sql = f"""
         WITH newest_final AS (
             SELECT max(created) AS created FROM {records}
             WHERE device_id = %(device)s AND deleted IS NULL AND status = ANY(%(final)s)
+        ), active AS (
+            SELECT r.deployment_id, r.status, r.request, r.artifact_id, d.force_installation,
+                   a.name, a.device_types_compatible, a.file, a.size
+            FROM {records} r
+            JOIN {deployments} d ON d.id = r.deployment_id
+            LEFT JOIN {artifacts} a ON a.id = r.artifact_id
+            WHERE r.device_id = %(device)s AND r.deleted IS NULL AND r.status = ANY(%(active)s)
+              AND r.admitted_at IS NOT NULL
+            ORDER BY r.created, r.deployment_id
+            LIMIT 1
         )
         SELECT
             (SELECT inventory FROM {Device._meta.db_table} WHERE id = %(device)s),
+            f.created,
             EXISTS (
-                SELECT 1 FROM {records}
-                WHERE device_id = %(device)s AND deleted IS NULL AND status = ANY(%(active)s)
-                  AND admitted_at IS NOT NULL
-            ),
-            EXISTS (
-                SELECT 1 FROM {deployments} d, newest_final f
+                SELECT 1 FROM {deployments} d
                 WHERE d.expanded_at IS NULL AND d.status <> %(finished)s
                   AND (f.created IS NULL OR d.created > f.created)
-            ) OR EXISTS (
-                SELECT 1 FROM {records} dd JOIN {deployments} d ON d.id = dd.deployment_id,
-                       newest_final f
+            ),
+            EXISTS (
+                SELECT 1 FROM {records} dd JOIN {deployments} d ON d.id = dd.deployment_id
                 WHERE dd.device_id = %(device)s AND dd.deleted IS NULL AND dd.status = %(pending)s
                   AND dd.admitted_at IS NULL AND d.status <> %(finished)s
                   AND (f.created IS NULL OR dd.created > f.created)
             ) OR EXISTS (
-                SELECT 1 FROM {deployments} d, newest_final f
+                SELECT 1 FROM {deployments} d
                 WHERE d.target_kind = %(dynamic)s AND d.status <> %(finished)s
                   AND (f.created IS NULL OR d.created > f.created)
                   AND d.filter_id IN (
@@ -215,7 +239,9 @@ def _poll_overview(device_id: Any) -> PollOverview:
                       WHERE own.deployment_id = d.id AND own.device_id = %(device)s
                         AND own.deleted IS NULL
                   )
-            )
+            ),
+            active.*
+        FROM newest_final f LEFT JOIN active ON true
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -229,11 +255,71 @@ def _poll_overview(device_id: Any) -> PollOverview:
                 "dynamic": TargetKind.DYNAMIC.value,
             },
         )
-        inventory, has_active, has_candidate = cursor.fetchone()
-    if isinstance(inventory, str):
-        inventory = json.loads(inventory)
+        (
+            inventory,
+            newest_final,
+            has_unexpanded,
+            has_candidate,
+            deployment_id,
+            status,
+            stored_request,
+            artifact_id,
+            force_installation,
+            artifact_name,
+            device_types,
+            artifact_file,
+            artifact_size,
+        ) = cursor.fetchone()
+    active = None
+    if deployment_id is not None:
+        artifact = None
+        if artifact_id is not None:
+            # Unsaved instance from the joined columns: enough to build the instructions.
+            artifact = Artifact(
+                id=artifact_id,
+                name=artifact_name,
+                device_types_compatible=device_types,
+                file=artifact_file,
+                size=artifact_size,
+            )
+        active = ActiveRecord(
+            deployment_id=deployment_id,
+            status=status,
+            request=_json(stored_request),
+            force_installation=force_installation,
+            artifact=artifact,
+        )
     return PollOverview(
-        inventory=inventory or {}, has_active=has_active, has_candidate=has_candidate
+        inventory=_json(inventory) or {},
+        newest_final=newest_final,
+        active=active,
+        has_unexpanded=has_unexpanded,
+        has_candidate=has_candidate,
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _resumed_instructions(
+    active: ActiveRecord | None, request: PollRequest
+) -> Instructions | None:
+    """Instructions for a repeated poll of an admitted record, when nothing needs deciding."""
+    if (
+        active is None
+        or active.artifact is None
+        or active.request != request.as_stored()
+    ):
+        return None
+    if (
+        active.status == DeviceDeploymentStatus.PENDING
+        and not active.force_installation
+        and request.artifact_name == active.artifact.name
+    ):
+        return None  # already installed: the full path records it
+    return Instructions(
+        deployment_id=str(active.deployment_id), artifact=active.artifact
     )
 
 
@@ -251,15 +337,14 @@ def _active_admitted_record(device_id: Any) -> DeviceDeployment | None:
     )
 
 
-def _newest_final_created(device_id: Any) -> dt.datetime | None:
-    return DeviceDeployment.objects.filter(
-        device_id=device_id, status__in=FINAL_STATUSES, deleted__isnull=True
-    ).aggregate(newest=Max("created"))["newest"]
-
-
-def _admit_next(device_id: Any, request: PollRequest) -> DeviceDeployment | None:
-    after = _newest_final_created(device_id)
-    materialise_unexpanded_targets(device_id, after)
+def _admit_next(
+    device_id: Any, request: PollRequest, overview: PollOverview
+) -> DeviceDeployment | None:
+    after = overview.newest_final
+    if overview.has_unexpanded:
+        materialise_unexpanded_targets(device_id, after)
+    elif not overview.has_candidate:
+        return None
     static_target = _oldest_static_target(device_id, after)
     dynamic = _oldest_dynamic_candidate(device_id, after)
     if static_target is not None and (
@@ -346,22 +431,21 @@ def _oldest_dynamic_candidate(
 
 
 def _take_phase_slot(
-    deployment_id: Any, now: dt.datetime
+    deployment: Deployment, now: dt.datetime
 ) -> tuple[bool, DeploymentPhase | None]:
     """Admission under the cumulative phase model (spec §1.12); call inside a transaction.
 
     Locks the deployment's started phases so concurrent polls cannot overfill them.
     """
+    if not deployment.is_phased:
+        return True, None
     started = list(
         DeploymentPhase.objects.select_for_update()
-        .filter(deployment_id=deployment_id, start_ts__lte=now)
+        .filter(deployment_id=deployment.pk, start_ts__lte=now)
         .order_by("number")
     )
     if not started:
-        has_phases = DeploymentPhase.objects.filter(
-            deployment_id=deployment_id
-        ).exists()
-        return (not has_phases), None
+        return False, None  # the first phase has not started
     active = started[-1]
     if active.capacity is not None:
         capacity = sum(phase.capacity or 0 for phase in started)
@@ -373,29 +457,48 @@ def _take_phase_slot(
     return True, active
 
 
+def _artifact_fields(artifact: Artifact) -> dict[str, Any]:
+    """A record's fields for its assigned artifact, with a snapshot that outlives the artifact."""
+    from deployments_app.selectors import artifact_output
+
+    return {
+        "artifact": artifact,
+        "artifact_size": artifact.size,
+        "image": artifact_output(artifact),
+    }
+
+
+def _assignment_fields(deployment: Deployment, request: PollRequest) -> dict[str, Any]:
+    """The artifact chosen for the device, as fields of its record (empty: none fits)."""
+    artifact = select_artifact(deployment=deployment, request=request)
+    return {} if artifact is None else _artifact_fields(artifact)
+
+
 def _admit_static(
     target: DeviceDeployment, request: PollRequest
 ) -> DeviceDeployment | None:
     now = timezone.now()
+    # Chosen before the transaction: the claim then writes everything in one UPDATE.
+    admission = {
+        "admitted_at": now,
+        "attempts": 1,
+        "request": request.as_stored(),
+        **_assignment_fields(target.deployment, request),
+    }
     with transaction.atomic():
-        admitted, phase = _take_phase_slot(target.deployment_id, now)
+        admitted, phase = _take_phase_slot(target.deployment, now)
         if not admitted:
             return None
         claimed = DeviceDeployment.objects.filter(
             pk=target.pk, admitted_at__isnull=True
-        ).update(admitted_at=now, attempts=1, request=request.as_stored(), phase=phase)
+        ).update(**admission, phase=phase)
         if not claimed:
             transaction.set_rollback(True)
     if not claimed:
-        return _active_admitted_record(
-            target.device_id
-        )  # a concurrent poll of this device won
-    target.admitted_at, target.attempts, target.request, target.phase = (
-        now,
-        1,
-        request.as_stored(),
-        phase,
-    )
+        # A concurrent poll of this device won.
+        return _active_admitted_record(target.device_id)
+    for field, value in {**admission, "phase": phase}.items():
+        setattr(target, field, value)
     return target
 
 
@@ -403,6 +506,7 @@ def _admit_dynamic(
     deployment: Deployment, device_id: Any, request: PollRequest
 ) -> DeviceDeployment | None:
     now = timezone.now()
+    assignment = _assignment_fields(deployment, request)
     try:
         with transaction.atomic():
             has_room = (
@@ -413,7 +517,7 @@ def _admit_dynamic(
             )
             if not has_room:
                 return None
-            admitted, phase = _take_phase_slot(deployment.pk, now)
+            admitted, phase = _take_phase_slot(deployment, now)
             if not admitted:
                 transaction.set_rollback(True)
                 return None
@@ -426,11 +530,11 @@ def _admit_dynamic(
                 attempts=1,
                 request=request.as_stored(),
                 phase=phase,
+                **assignment,
             )
     except IntegrityError:
-        return _active_admitted_record(
-            device_id
-        )  # a concurrent poll of this device won
+        # A concurrent poll of this device won.
+        return _active_admitted_record(device_id)
     record.deployment = deployment
     return record
 
@@ -468,10 +572,9 @@ def _depends_satisfied(depends: dict[str, Any], provided: dict[str, str]) -> boo
 
 
 def _assign_artifact(record: DeviceDeployment, artifact: Artifact) -> None:
-    from deployments_app.selectors import artifact_output
-
-    image = artifact_output(artifact)
+    fields = _artifact_fields(artifact)
     DeviceDeployment.objects.filter(pk=record.pk, artifact__isnull=True).update(
-        artifact=artifact, artifact_size=artifact.size, image=image
+        **fields
     )
-    record.artifact, record.artifact_size, record.image = artifact, artifact.size, image
+    for field, value in fields.items():
+        setattr(record, field, value)
