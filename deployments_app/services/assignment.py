@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -243,17 +245,21 @@ def _poll_overview(device_id: Any) -> PollOverview:
             active.*
         FROM newest_final f LEFT JOIN active ON true
     """
-    with connection.cursor() as cursor:
+    connection.ensure_connection()
+    # A server-side prepared statement: PostgreSQL plans this query once per connection
+    # (planning cost 5x its execution), Django's own cursors re-plan every statement.
+    with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             sql,
             {
-                "device": str(device_id),
+                "device": uuid.UUID(str(device_id)),
                 "final": sorted(FINAL_STATUSES),
                 "active": sorted(ACTIVE_STATUSES),
                 "finished": DeploymentStatus.FINISHED.value,
                 "pending": DeviceDeploymentStatus.PENDING.value,
                 "dynamic": TargetKind.DYNAMIC.value,
             },
+            prepare=True,
         )
         (
             inventory,
