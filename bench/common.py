@@ -87,6 +87,28 @@ def drop_database(name: str) -> None:
     admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def scratch_name(base: str) -> str:
+    """``<base>_<pid>``: concurrent runs (another session's smoke test) never share a database.
+
+    Databases of earlier runs of ``base`` whose process is gone (killed mid-way) are dropped.
+    """
+    import psycopg
+
+    with psycopg.connect(psycopg_dsn("postgres"), autocommit=True) as connection:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                [base.replace("_", "\\_") + "\\_%"],
+            )
+        ]
+    for name in names:
+        suffix = name[len(base) + 1 :]
+        if suffix.isdigit() and not Path(f"/proc/{suffix}").exists():
+            drop_database(name)
+    return f"{base}_{os.getpid()}"
+
+
 def server_versions() -> dict[str, str]:
     import psycopg
 

@@ -7,7 +7,7 @@ Usage (from the project root; PostgreSQL as for the tests):
 ``--devices 2000 --runs 1`` is a smoke run.
 
 It runs ``bench/filter_reevaluation.py`` (which does the measuring: see its docstring) on the same
-PostgreSQL server as the other benchmarks, in the scratch database ``flotilla_bench_filters``:
+PostgreSQL server as the other benchmarks, in the scratch database ``flotilla_bench_filters_<pid>``:
 ``--devices`` devices, a filter ``inventory.device_type $eq rpi4`` matching half of them, the cold
 evaluation (what the worker runs) vs the plain ``INSERT … SELECT`` of the same set (median of
 ``--runs``), and the single-device path (inventory write + synchronous re-check, median of 200)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     common.log(
         f"machine: {common.machine_line()}, load average {os.getloadavg()[0]:.1f}"
     )
-    database = filter_reevaluation.DATABASE
+    database = common.scratch_name(filter_reevaluation.DATABASE)
     # Same server as the other benchmarks (DATABASE_URL's, else 127.0.0.1:5432).
     filter_reevaluation.ADMIN_DSN = common.psycopg_dsn("postgres")
     filter_reevaluation.DATABASE_URL = common.database_url(database)

@@ -6,7 +6,7 @@ Usage (from the project root; PostgreSQL and Redis as for the tests):
 
 ``--sizes 2000 --runs 1`` is a smoke run.
 
-What it does, per size N (a fresh scratch database ``flotilla_bench_expansion`` each):
+What it does, per size N (a fresh scratch database ``flotilla_bench_expansion_<pid>`` each):
 1. ``generate_fleet --devices N --groups 1``: N accepted devices, all in one static group, and
    one release (artifact rows) to deploy;
 2. starts the real server (gunicorn, production settings, DEBUG off, one worker process) and a
@@ -161,8 +161,9 @@ def _expand_through_server(
 
 
 def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], bool]:
-    with common.scratch(DATABASE, keep=args.keep) as (work, claim):
-        env = common.bench_env(DATABASE, claim.url, work)
+    database = common.scratch_name(DATABASE)
+    with common.scratch(database, keep=args.keep) as (work, claim):
+        env = common.bench_env(database, claim.url, work)
         common.migrate(env)
         started = time.perf_counter()
         output = common.manage(

@@ -8,7 +8,7 @@ Usage (from the project root; PostgreSQL and Redis as for the tests):
 ``--devices 300 --deployments 5 --dynamic 1 --duration 1 --runs 1`` is a smoke run.
 
 What it does:
-1. scratch database ``flotilla_bench_poll``: ``generate_fleet`` creates the fleet (accepted devices
+1. scratch database ``flotilla_bench_poll_<pid>``: ``generate_fleet`` creates the fleet (accepted devices
    with inventory and tokens, ``--idle`` of them targeted by nothing) with ``--deployments`` active
    deployments, ``--dynamic`` of them dynamic, all expanded / evaluated;
 2. starts the real server (gunicorn, ``config.settings.production``, DEBUG off, ``--workers`` ×
@@ -40,10 +40,13 @@ import json
 import os
 import pstats
 import random
+import shutil
+import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from bench import common
@@ -172,6 +175,7 @@ def run_variants(
         for key, (label, expected) in VARIANTS.items():
             if key == "idle" and not fleet.idle:
                 continue
+            spies = _start_py_spy(server, key, args) if run == 1 else []
             result = common.run_load(
                 label,
                 port=server.port,
@@ -180,6 +184,8 @@ def run_variants(
                 duration=args.duration,
                 cpu_groups=cpu_groups,
             )
+            if spies:
+                _report_py_spy(label, spies)
             bad = result.unexpected(expected)
             common.log(
                 f"run {run} {label}: {result.requests} requests, {result.rate:.0f}/s, "
@@ -193,6 +199,83 @@ def run_variants(
                 )
             results[key].append(result)
     return results
+
+
+def _start_py_spy(
+    server: common.Server, key: str, args: argparse.Namespace
+) -> list[tuple[Any, Path]]:
+    """``py-spy record`` on every web worker for this variant (``--py-spy``; run 1 only)."""
+    if not args.py_spy or key == "ping" and not args.py_spy_ping:
+        return []
+    spy = shutil.which("py-spy") or str(common.BIN / "py-spy")
+    if not Path(spy).exists():
+        common.log("--py-spy: py-spy is not installed (pip install py-spy)")
+        return []
+    spies = []
+    for pid in server.worker_pids():
+        out = Path(args.py_spy) / f"{key}-{pid}.txt"
+        process = subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--duration", str(int(args.duration)),
+             "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        spies.append((process, out))
+    time.sleep(0.5)  # let py-spy attach before the load starts
+    return spies
+
+
+# Frames whose inclusive share tells where a request's time goes (py-spy frame text contains these).
+SPY_MARKERS = {
+    "device-token authentication": "DeviceTokenAuthentication.authenticate ",
+    "connection health check (SELECT 1)": "close_if_health_check_failed ",
+    "ORM: compile SQL": "SQLCompiler.as_sql ",
+    "ORM: build model instances": "Model.from_db ",
+    "driver: execute + wait for PostgreSQL": "Cursor.execute (psycopg/",
+    "transaction commit": "Atomic.__exit__ ",
+    "JSON parse (request)": "JSONParser.parse ",
+    "JSON render (response)": "JSONRenderer.render ",
+    "task dispatch (celery/kombu)": "Task.apply_async ",
+}
+
+
+def _report_py_spy(label: str, spies: list[tuple[Any, Path]]) -> None:
+    """Samples of the web workers' threads: self time by package, inclusive time by frame."""
+    by_package: dict[str, int] = defaultdict(int)
+    inclusive: dict[str, int] = defaultdict(int)
+    markers: dict[str, int] = defaultdict(int)
+    total = 0
+    for process, out in spies:
+        process.wait(timeout=120)
+        if not out.exists():
+            continue
+        for line in out.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = stack.split(";")
+            total += count
+            leaf = frames[-1]
+            filename = "/" + leaf[leaf.rfind("(") + 1 :]
+            by_package[_package(filename, leaf)] += count
+            for name, marker in SPY_MARKERS.items():
+                if any(marker in frame for frame in frames):
+                    markers[name] += count
+            for frame in dict.fromkeys(frames):
+                if "_app/" in frame or "config/" in frame:
+                    where = frame[frame.rfind("/") + 1 :].rstrip(")")
+                    inclusive[f"{frame.split(' (')[0]} {where}"] += count
+    if not total:
+        return
+    common.say()
+    common.say(f"py-spy, web worker threads under load, {label} ({total} samples):")
+    for package, count in sorted(by_package.items(), key=lambda kv: -kv[1])[:10]:
+        common.say(f"    self  {package:<40} {count / total * 100:5.1f} %")
+    for name, count in sorted(markers.items(), key=lambda kv: -kv[1]):
+        common.say(f"    incl  {name:<40} {count / total * 100:5.1f} %")
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:12]:
+        common.say(f"    incl  {frame:<60} {count / total * 100:5.1f} %")
 
 
 def summarize(
@@ -253,6 +336,13 @@ def _package(filename: str, function: str) -> str:
         ("/devices_app/", "devices_app"),
         ("/config/", "config"),
         ("/json/", "json"),
+        ("/gunicorn/", "gunicorn"),
+        ("/whitenoise/", "whitenoise"),
+        ("/threading.py", "threads/queues"),
+        ("/concurrent/", "threads/queues"),
+        ("/celery/", "celery/kombu/redis"),
+        ("/kombu/", "celery/kombu/redis"),
+        ("/redis/", "celery/kombu/redis"),
     ):
         if marker in filename:
             return name
@@ -402,7 +492,7 @@ def _cprofile(
     common.say()
     for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
         common.say(
-            f"    {package:<18} {seconds / done * 1000:6.2f} ms  {seconds / total * 100:5.1f} %"
+            f"    {package:<22} {seconds / done * 1000:6.2f} ms  {seconds / total * 100:5.1f} %"
         )
 
 
@@ -428,6 +518,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile-samples", type=int, default=30, help="0: skip the profile"
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        help="record the web workers with py-spy during run 1 (raw stacks to DIR)",
+    )
+    parser.add_argument(
+        "--py-spy-ping", action="store_true", help="with --py-spy: ping too"
+    )
+    parser.add_argument(
+        "--settings",
+        help="settings module of the server (default config.settings.production), e.g. a "
+        "module on PYTHONPATH that imports it and changes one thing",
+    )
     parser.add_argument("--smoke", action="store_true", help="no verdict on timings")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -436,8 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     common.log(
         f"machine: {common.machine_line()}, load average {os.getloadavg()[0]:.1f}"
     )
-    with common.scratch(DATABASE, keep=args.keep) as (work, claim):
-        env = common.bench_env(DATABASE, claim.url, work)
+    database = common.scratch_name(DATABASE)
+    with common.scratch(database, keep=args.keep) as (work, claim):
+        env = common.bench_env(database, claim.url, work)
+        server_env = dict(env)
+        if args.settings:
+            server_env["DJANGO_SETTINGS_MODULE"] = args.settings
         common.migrate(env)
         tokens_path = work / "tokens.txt"
         started = time.perf_counter()
@@ -453,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         common.setup_django(env)
         tokens = common.read_tokens(tokens_path)
         with common.server(
-            env, work, workers=args.workers, threads=args.threads
+            server_env, work, workers=args.workers, threads=args.threads
         ) as server:
             fleet = Fleet(tokens, server.port)
             common.log(

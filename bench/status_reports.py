@@ -8,7 +8,7 @@ Usage (from the project root; PostgreSQL and Redis as for the tests):
 ``--devices 60 --runs 1 --duration 1`` is a smoke run.
 
 What it does:
-1. scratch database ``flotilla_bench_status``: ``generate_fleet`` creates ``--devices`` × ``--runs``
+1. scratch database ``flotilla_bench_status_<pid>``: ``generate_fleet`` creates ``--devices`` × ``--runs``
    accepted devices with tokens in one static group and one deployment to it (expanded);
 2. starts the real server (gunicorn, production settings, DEBUG off) and a real Celery worker (the
    finalisation task every ``success`` dispatches runs there, as in production);
@@ -40,6 +40,9 @@ DATABASE = "flotilla_bench_status"
 PING = "/api/devices/v1/flotilla/ping"
 NEXT = "/api/devices/v2/deployments/device/deployments/next"
 STATUSES = ("downloading", "installing", "success")
+PROFILED = (
+    11  # the first one's queries are listed, the other ten are run under cProfile
+)
 
 
 def _management_get(url: str, token: str) -> Any:
@@ -61,12 +64,39 @@ def _user_token() -> str:
     return issue_user_token(user=user)
 
 
-def _profile_reports(device_id: str, token: str, path: str) -> list[common.Row]:
-    """Queries and time of one device's three reports, in process (Django test client)."""
+def _profile_reports(
+    device_ids: list[str], tokens: dict[str, str], path: str, deployment_id: str
+) -> list[common.Row]:
+    """Queries and time of one device's three reports, then CPU by package of ten more devices'.
+
+    In process (Django test client, same database and broker as the server).
+    """
+    import cProfile
+    import pstats
+    from collections import defaultdict
+
     from django.db import connection
     from django.test import Client
 
+    from bench.poll import _package
+    from deployments_app.tasks import finalise_deployment_task
+
     client = Client(HTTP_HOST=common.HOST)
+    first, *others = device_ids
+    # Warm-up, as in a running server: code loaded, database and broker connections open.
+    client.post(PING, HTTP_AUTHORIZATION=f"Bearer {tokens[first]}")
+    finalise_deployment_task.delay(deployment_id)
+
+    def put(device_id: str, status: str) -> None:
+        response = client.put(
+            path,
+            data=json.dumps({"status": status}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {tokens[device_id]}",
+        )
+        if response.status_code != 204:
+            raise RuntimeError(f"profiled report answered {response.status_code}")
+
     rows = []
     for status in STATUSES:
         queries: list[tuple[float, str]] = []
@@ -80,15 +110,8 @@ def _profile_reports(device_id: str, token: str, path: str) -> list[common.Row]:
 
         with connection.execute_wrapper(timed):
             started = time.perf_counter()
-            response = client.put(
-                path,
-                data=json.dumps({"status": status}),
-                content_type="application/json",
-                HTTP_AUTHORIZATION=f"Bearer {token}",
-            )
+            put(first, status)
             elapsed = time.perf_counter() - started
-        if response.status_code != 204:
-            raise RuntimeError(f"profiled report answered {response.status_code}")
         sql_ms = sum(t for t, _ in queries) * 1000
         rows.append(
             common.Row(
@@ -99,6 +122,29 @@ def _profile_reports(device_id: str, token: str, path: str) -> list[common.Row]:
         common.say(f"Queries of one '{status}' report (ms):")
         for seconds, sql in queries:
             common.say(f"    {seconds * 1000:6.2f}  {' '.join(sql.split())[:140]}")
+
+    profiler = cProfile.Profile()
+    for device_id in others:
+        for status in STATUSES:
+            profiler.enable()
+            put(device_id, status)
+            profiler.disable()
+    by_package: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for (filename, _, function), entry in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        by_package[_package(filename, function)] += entry[2]
+        total += entry[2]
+    reports = len(others) * len(STATUSES)
+    if reports:
+        common.say()
+        common.say(
+            f"CPU of a status report by package (cProfile own time, {reports} reports, "
+            f"{total / reports * 1000:.1f} ms per report under the profiler):"
+        )
+        for package, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
+            common.say(
+                f"    {package:<22} {seconds / reports * 1000:6.2f} ms  {seconds / total * 100:5.1f} %"
+            )
     return rows
 
 
@@ -118,14 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="no verdict on timings")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
-    # One device more than the runs use: its three reports are profiled in process at the end.
-    total = args.devices * args.runs + 1
+    # Devices more than the runs use: their reports are profiled in process at the end.
+    total = args.devices * args.runs + PROFILED
 
     common.log(
         f"machine: {common.machine_line()}, load average {os.getloadavg()[0]:.1f}"
     )
-    with common.scratch(DATABASE, keep=args.keep) as (work, claim):
-        env = common.bench_env(DATABASE, claim.url, work)
+    database = common.scratch_name(DATABASE)
+    with common.scratch(database, keep=args.keep) as (work, claim):
+        env = common.bench_env(database, claim.url, work)
         common.migrate(env)
         tokens_path = work / "tokens.txt"
         output = common.manage(
@@ -238,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 reports.append(report)
 
             profile = _profile_reports(
-                device_ids[-1], tokens[device_ids[-1]], status_path
+                device_ids[-PROFILED:], tokens, status_path, str(deployment.id)
             )
             url = f"{web.url}/api/management/v1/deployments/deployments/{deployment.id}/statistics"
             statistics = _management_get(url, user_token)
