@@ -25,7 +25,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from bench.common import children_of, free_port, log, rss_kib
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -51,31 +52,7 @@ PASSWORD = "bench-secret-pass-123"
 MIB = 1024 * 1024
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201 - a CLI script
-
-
 # ------------------------------------------------------------------ memory sampling
-
-
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of a process in KiB (None once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
-
-
-def children_of(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            return [int(child) for child in children.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 @dataclass
@@ -194,12 +171,6 @@ def build_artifact(work: Path, size: int) -> Path:
     )  # fmt: skip
     payload.unlink()
     return artifact
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(
