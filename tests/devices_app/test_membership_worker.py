@@ -125,3 +125,41 @@ def test_worker_periodic_repair_fixes_drift(celery_worker: CeleryWorker) -> None
     )
     saved.refresh_from_db()
     assert saved.evaluated_ts is not None
+
+
+def test_device_inventory_change_moves_membership_with_the_worker_running(
+    celery_worker: CeleryWorker,
+) -> None:
+    from rest_framework.test import APIClient
+
+    from tests import factories
+    from tests.deployments_app.engine_helpers import send_inventory
+
+    # given: two devices and a filter evaluated by the worker
+    client = APIClient()
+    (blue, blue_token), (red, red_token) = factories.bulk_accepted_devices(
+        2, prefix="inv"
+    )
+    send_inventory(client, blue_token, color="blue")
+    send_inventory(client, red_token, color="red")
+    before = succeeded(celery_worker, "devices_app.tasks.evaluate_device_filter_task")
+    device_filter = create_device_filter(
+        name="blue",
+        terms=[
+            {"scope": "inventory", "attribute": "color", "type": "$eq", "value": "blue"}
+        ],
+    )
+    celery_worker.wait_for(
+        lambda: (
+            succeeded(celery_worker, "devices_app.tasks.evaluate_device_filter_task")
+            > before
+        ),
+        timeout=TIMEOUT,
+        description="the worker to evaluate the new filter",
+    )
+    assert member_ids(device_filter) == {str(blue.id)}
+
+    # when the devices report new inventories, then their memberships follow at once
+    send_inventory(client, red_token, color="blue")
+    send_inventory(client, blue_token, color="green")
+    assert member_ids(device_filter) == {str(red.id)}
