@@ -52,7 +52,8 @@ def test_creation_survives_broker_outage_and_sweep_expands_later(
         elapsed = time.monotonic() - started
 
     assert response.status_code == 201
-    assert elapsed < 1.0
+    # kombu's default connect retries would stall the request for 6 s and more
+    assert elapsed < 3.0
     deployment_id = response["Location"].rsplit("/", 1)[-1]
     assert Deployment.objects.get(pk=deployment_id).expanded_at is None
     assert DeviceDeployment.objects.count() == 0
