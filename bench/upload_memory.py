@@ -35,9 +35,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-
-from bench.common import children_of, free_port, log, rss_kib
+from bench.common import (
+    children_of,
+    create_database,
+    database_url,
+    drop_database,
+    free_port,
+    log,
+    manage,
+    rss_kib,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -45,8 +52,7 @@ GUNICORN = PYTHON.parent / "gunicorn"
 MENDER_ARTIFACT = Path("/usr/bin/mender-artifact")
 MENDER_CLI = Path("/usr/bin/mender-cli")
 DATABASE = "flotilla_bench_upload"
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+DATABASE_URL = database_url(DATABASE)
 USERNAME = "bench@example.com"
 PASSWORD = "bench-secret-pass-123"
 MIB = 1024 * 1024
@@ -94,17 +100,6 @@ class MemorySampler:
 # ------------------------------------------------------------------ set-up
 
 
-def create_database() -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-def drop_database() -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-
-
 def server_env(media_root: Path, port: int) -> dict[str, str]:
     return {
         **os.environ,
@@ -119,18 +114,6 @@ def server_env(media_root: Path, port: int) -> dict[str, str]:
         "TMPDIR": str(media_root.parent / "tmp"),
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [str(PYTHON), "manage.py", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout
 
 
 def create_user_and_token(env: dict[str, str]) -> str:
@@ -324,7 +307,7 @@ def main() -> int:
     process: subprocess.Popen[bytes] | None = None
     try:
         log(f"scratch database {DATABASE}, work dir {work}")
-        create_database()
+        create_database(DATABASE)
         manage(env, "migrate", "--noinput")
         token = create_user_and_token(env)
 
@@ -384,7 +367,7 @@ def main() -> int:
             stop_server(process)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-            drop_database()
+            drop_database(DATABASE)
 
 
 if __name__ == "__main__":
