@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from config.timestamps import rfc3339
 from deployments_app.exceptions import InvalidDownloadLink
 
 EXPIRE_PARAM = "x-men-expire"
@@ -35,12 +36,7 @@ def artifact_download_path(*, artifact_id: Any) -> str:
 
 def format_expire(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, second precision (what the link carries)."""
-    return (
-        moment.astimezone(dt.UTC)
-        .replace(microsecond=0)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
+    return rfc3339(moment.replace(microsecond=0))
 
 
 def _signature(*, path: str, expire: str) -> str:

@@ -5,7 +5,6 @@ Deployment read functions live in deployments_app.deployment_selectors.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.db.models import (
 )
 
 from config.errors import InvalidInput
+from config.timestamps import rfc3339
 from deployments_app.exceptions import ArtifactNotFound
 from deployments_app.models import Artifact, Release
 
@@ -168,11 +168,6 @@ def list_update_types() -> list[str]:
 
 
 # ------------------------------------------------------------------ output shapes
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with ``Z`` (microseconds kept when present)."""
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _meta_data_list(meta_data: Any) -> list[Any]:

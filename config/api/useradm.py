@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from config.api.errors import error_response
 from config.api.tokens import USER_CLAIM, issue_token
+from config.timestamps import rfc3339
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -82,6 +83,6 @@ class CurrentUserView(APIView):
             {
                 "id": str(user.pk),
                 "email": user.email or user.username,
-                "created_ts": user.date_joined.isoformat().replace("+00:00", "Z"),
+                "created_ts": rfc3339(user.date_joined),
             }
         )

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from config.timestamps import rfc3339
 from deployments_app.models import Deployment, DeviceDeployment
 from deployments_app.services.creation import PhaseRequest
 
@@ -76,7 +77,7 @@ def deployment_output(
         "id": str(deployment.id),
         "name": deployment.name,
         "artifact_name": deployment.artifact_name,
-        "created": _ts(deployment.created),
+        "created": rfc3339(deployment.created),
         "status": deployment.status,
         "device_count": deployment.device_count,
         "artifacts": [str(artifact_id) for artifact_id in deployment.artifacts],
@@ -86,7 +87,7 @@ def deployment_output(
         "retries": deployment.retries,
     }
     if deployment.finished:
-        data["finished"] = _ts(deployment.finished)
+        data["finished"] = rfc3339(deployment.finished)
     if deployment.max_devices:
         data["max_devices"] = deployment.max_devices
     if deployment.force_installation:
@@ -103,7 +104,7 @@ def deployment_output(
             {
                 "id": str(phase.id),
                 "batch_size": phase.batch_size,
-                "start_ts": _ts(phase.start_ts),
+                "start_ts": rfc3339(phase.start_ts),
                 "device_count": phase.device_count,
             }
             for phase in phases
@@ -117,7 +118,7 @@ def device_deployment_output(
     data: dict[str, Any] = {
         "id": str(record.device_id),
         "status": record.status,
-        "created": _ts(record.created),
+        "created": rfc3339(record.created),
         "log": record.has_log,
         "attempts": record.attempts,
         "retries": retries,
@@ -127,11 +128,7 @@ def device_deployment_output(
     for field in ("started", "finished", "deleted"):
         value = getattr(record, field)
         if value:
-            data[field] = _ts(value)
+            data[field] = rfc3339(value)
     if record.image:
         data["image"] = record.image
     return data
-
-
-def _ts(value: Any) -> str:
-    return serializers.DateTimeField().to_representation(value)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
+from config.timestamps import rfc3339
 from deployments_app import deployment_selectors as selectors
 from deployments_app.api.deployment_serializers import (
     AbortInputSerializer,
@@ -63,7 +64,7 @@ def _instructions_response(
                 "artifact_name": artifact.name,
                 "source": {
                     "uri": uri,
-                    "expire": expire.isoformat().replace("+00:00", "Z"),
+                    "expire": rfc3339(expire),
                 },
                 "device_types_compatible": artifact.device_types_compatible,
             },

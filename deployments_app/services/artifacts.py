@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import InvalidInput, Unprocessable
+from config.timestamps import rfc3339
 from deployments_app.artifact_format import (
     ArtifactError,
     ArtifactMeta,
@@ -413,7 +414,7 @@ def _updates(meta: ArtifactMeta) -> list[dict[str, Any]]:
                     "name": f.name,
                     "checksum": f.checksum,
                     "size": f.size,
-                    "date": _rfc3339(f.date),
+                    "date": rfc3339(f.date),
                 }
                 for f in payload.files
             ],
@@ -421,10 +422,6 @@ def _updates(meta: ArtifactMeta) -> list[dict[str, Any]]:
         }
         for payload in meta.payloads
     ]
-
-
-def _rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _locked_release(*, name: str) -> Release:
