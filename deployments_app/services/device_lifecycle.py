@@ -7,54 +7,25 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments_app.dispatch import dispatch_on_commit
 from deployments_app.models import Deployment, DeviceDeployment
-from deployments_app.services.transitions import set_deployment_status
+from deployments_app.services.transitions import finish_device_records
 from deployments_app.states import (
-    ACTIVE_STATUSES,
     FINAL_STATUSES,
-    NOT_STARTED_STATUSES,
     DeploymentStatus,
     DeviceDeploymentStatus,
 )
 
 
 def _finish_device_records(device_id: Any, to: str) -> int:
-    """Every unfinished record of the device (static targets included) becomes ``to``, set-based.
+    """Every unfinished record of the device becomes ``to``; unexpanded static targets included.
 
-    Static deployments listing the device can then finish; unexpanded ones get the
-    device's row first so the outcome is recorded there too.
+    Static deployments listing the device can then finish: unexpanded ones get the device's
+    row first so the outcome is recorded there too.
     """
     from deployments_app.services.assignment import materialise_unexpanded_targets
-    from deployments_app.tasks import finalise_deployment_task
 
     materialise_unexpanded_targets(device_id, after=None)
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {DeviceDeployment._meta.db_table} dd SET status = %s, finished = %s
-            FROM {Deployment._meta.db_table} d
-            WHERE dd.deployment_id = d.id AND dd.device_id = %s::uuid AND dd.deleted IS NULL
-              AND dd.status = ANY(%s) AND d.status <> %s
-            RETURNING dd.deployment_id
-            """,
-            [
-                to,
-                now,
-                str(device_id),
-                sorted(ACTIVE_STATUSES),
-                DeploymentStatus.FINISHED,
-            ],
-        )
-        deployment_ids = {row[0] for row in cursor.fetchall()}
-    if to not in NOT_STARTED_STATUSES:
-        set_deployment_status(
-            deployment_ids=deployment_ids, to=DeploymentStatus.INPROGRESS
-        )
-    for deployment_id in deployment_ids:
-        dispatch_on_commit(finalise_deployment_task, str(deployment_id))
-    return len(deployment_ids)
+    return len(finish_device_records(device_id=device_id, to=to))
 
 
 @transaction.atomic

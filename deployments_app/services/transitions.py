@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -183,6 +183,41 @@ def abort_deployment(*, deployment_id: Any) -> None:
         set_deployment_status(
             deployment_ids=[deployment_id], to=DeploymentStatus.FINISHED, now=now
         )
+
+
+def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
+    """Set-based: every unfinished record of the device in an unfinished deployment becomes ``to``.
+
+    Used for device abort and decommissioning. Returns the deployments touched, each of which
+    may now finish.
+    """
+    from deployments_app.tasks import finalise_deployment_task
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {DeviceDeployment._meta.db_table} dd SET status = %s, finished = %s
+            FROM {Deployment._meta.db_table} d
+            WHERE dd.deployment_id = d.id AND dd.device_id = %s::uuid AND dd.deleted IS NULL
+              AND dd.status = ANY(%s) AND d.status <> %s
+            RETURNING dd.deployment_id
+            """,
+            [
+                to,
+                timezone.now(),
+                str(device_id),
+                sorted(ACTIVE_STATUSES),
+                DeploymentStatus.FINISHED,
+            ],
+        )
+        deployment_ids = {row[0] for row in cursor.fetchall()}
+    if to not in NOT_STARTED_STATUSES:
+        set_deployment_status(
+            deployment_ids=deployment_ids, to=DeploymentStatus.INPROGRESS
+        )
+    for deployment_id in deployment_ids:
+        dispatch_on_commit(finalise_deployment_task, str(deployment_id))
+    return deployment_ids
 
 
 def finalise_deployment(*, deployment_id: Any) -> str | None:
