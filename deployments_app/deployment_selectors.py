@@ -153,17 +153,3 @@ def get_device_deployment_log(
     if log is None:
         raise DeviceDeploymentNotFound("no log for this device and deployment")
     return log.messages
-
-
-def phase_progress(*, deployment: Deployment) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(phase.id),
-            "batch_size": phase.batch_size,
-            "start_ts": phase.start_ts,
-            "device_count": phase.device_count,
-            "capacity": phase.capacity,
-            "started_at": phase.started_at,
-        }
-        for phase in deployment.phases.all()
-    ]

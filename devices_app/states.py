@@ -32,10 +32,6 @@ class DeviceStatus(models.TextChoices):
     DECOMMISSIONED = "decommissioned", "Decommissioned"
 
 
-# A decommissioned device never comes back: its identity can no longer authenticate.
-TERMINAL_DEVICE_STATUSES = frozenset({DeviceStatus.DECOMMISSIONED})
-
-
 def can_transition_auth_set(current: str, to: str) -> bool:
     return to in AUTH_SET_TRANSITIONS[current]
 
