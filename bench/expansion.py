@@ -176,7 +176,7 @@ def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], boo
         from django.contrib.auth import get_user_model
 
         from config.api.useradm import issue_user_token
-        from devices_app.management.commands.generate_fleet import create_releases
+        from deployments_app.management.commands.generate_fleet import create_releases
 
         _sql("VACUUM ANALYZE")
         release = create_releases(prefix=PREFIX, count=1)[0]

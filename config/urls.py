@@ -3,8 +3,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from config.api.useradm import CurrentUserView, LoginView
-from deployments_app.api import deployment_urls
-from deployments_app.api import urls as deployments_urls
+from deployments_app.api import artifact_urls, deployment_urls
 from devices_app.api import urls as devices_urls
 
 
@@ -16,12 +15,12 @@ management_urlpatterns = [
     path("v1/useradm/auth/login", LoginView.as_view()),
     path("v1/useradm/users/me", CurrentUserView.as_view()),
     *devices_urls.management_urlpatterns,
-    *deployments_urls.management_urlpatterns,
+    *artifact_urls.management_urlpatterns,
     *deployment_urls.management_urlpatterns,
 ]
 device_urlpatterns = [
     *devices_urls.device_urlpatterns,
-    *deployments_urls.device_urlpatterns,
+    *artifact_urls.device_urlpatterns,
     *deployment_urls.device_urlpatterns,
 ]
 

@@ -24,7 +24,7 @@ from deployments_app.exceptions import InvalidDownloadLink
 
 EXPIRE_PARAM = "x-men-expire"
 SIGNATURE_PARAM = "x-men-signature"
-# Must match the route in deployments_app.api.urls (device_urlpatterns, mounted at /api/devices/).
+# Must match the route in deployments_app.api.artifact_urls (device_urlpatterns, mounted at /api/devices/).
 DOWNLOAD_PATH_TEMPLATE = "/api/devices/v1/deployments/download/artifacts/{artifact_id}"
 _KEY_SALT = "flotilla.deployments_app.downloads"
 

@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
-from deployments_app import deployment_admin  # noqa: F401  (registers the deployment admins)
 from deployments_app.models import Artifact, Release
 from deployments_app.services import artifacts as artifact_services
 

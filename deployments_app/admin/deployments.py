@@ -12,13 +12,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
 from config.errors import DomainError
-from deployments_app import deployment_selectors
 from deployments_app.models import (
     Artifact,
     Deployment,
     DeploymentPhase,
     DeviceDeployment,
 )
+from deployments_app.selectors import deployments as deployment_selectors
 from deployments_app.services import creation, logs, transitions
 from deployments_app.services.creation import PhaseRequest
 from deployments_app.states import FINAL_STATUSES

@@ -1,4 +1,4 @@
-"""Input validation for the artifact and release endpoints (output shapes: deployments_app.selectors)."""
+"""Input validation for the artifact and release endpoints (output shapes: deployments_app.selectors.artifacts)."""
 
 from __future__ import annotations
 

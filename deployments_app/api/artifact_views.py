@@ -30,7 +30,6 @@ from rest_framework.views import APIView
 from config.api.errors import error_body, error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
-from deployments_app import selectors
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
     ArtifactUploadInputSerializer,
@@ -39,6 +38,7 @@ from deployments_app.api.artifact_serializers import (
 )
 from deployments_app.downloads import verify_signed_request
 from deployments_app.exceptions import ArtifactTooLarge, InvalidDownloadLink
+from deployments_app.selectors import artifacts as selectors
 from deployments_app.services import artifacts as artifact_services
 
 ARTIFACT_LOCATION = "./management/v1/deployments/artifacts/{id}"

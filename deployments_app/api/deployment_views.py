@@ -17,7 +17,6 @@ from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
-from deployments_app import deployment_selectors as selectors
 from deployments_app.api.deployment_serializers import (
     AbortInputSerializer,
     DeploymentCreateInputSerializer,
@@ -28,8 +27,9 @@ from deployments_app.api.deployment_serializers import (
     deployment_output,
     device_deployment_output,
 )
-from deployments_app.deployment_selectors import deployment_statistics
 from deployments_app.models import Deployment
+from deployments_app.selectors import deployments as selectors
+from deployments_app.selectors.deployments import deployment_statistics
 from deployments_app.services import (
     assignment,
     creation,

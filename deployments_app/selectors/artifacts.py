@@ -1,6 +1,6 @@
 """Read functions for artifacts and releases, and their Mender JSON shapes.
 
-Deployment read functions live in deployments_app.deployment_selectors.
+Deployment read functions live in deployments_app.selectors.deployments.
 """
 
 from __future__ import annotations

@@ -465,7 +465,7 @@ def _take_phase_slot(
 
 def _artifact_fields(artifact: Artifact) -> dict[str, Any]:
     """A record's fields for its assigned artifact, with a snapshot that outlives the artifact."""
-    from deployments_app.selectors import artifact_output
+    from deployments_app.selectors.artifacts import artifact_output
 
     return {
         "artifact": artifact,

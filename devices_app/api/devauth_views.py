@@ -15,7 +15,7 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from devices_app import selectors
 from devices_app.api.authentication import DeviceAPIView
-from devices_app.api.serializers import (
+from devices_app.api.devauth_serializers import (
     DEVICE_STATUS_FILTERS,
     AuthSetStatusInputSerializer,
     DeviceOutputSerializer,

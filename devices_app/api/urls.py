@@ -1,6 +1,7 @@
 from django.urls import path
 
-from devices_app.api import inventory_views, views
+from devices_app.api import devauth_views as views
+from devices_app.api import inventory_views
 
 device_urlpatterns = [
     path("v1/authentication/auth_requests", views.AuthRequestView.as_view()),

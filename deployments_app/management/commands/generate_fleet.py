@@ -43,6 +43,13 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from config.api.tokens import DEVICE_CLAIM, issue_token
+from config.celery import app
+from deployments_app.models import Artifact, Release
+from deployments_app.services.creation import create_deployment
+from devices_app.models import AuthSet, Device, DeviceToken, GroupMembership
+from devices_app.services.filters import create_device_filter
+
 DEVICE_TYPES = ("rpi4", "x86-64", "beaglebone", "imx8mm")
 REGIONS = 10
 CLIENT_VERSION = "4.0.4"
@@ -51,7 +58,6 @@ CLIENT_VERSION = "4.0.4"
 @contextmanager
 def eager_tasks() -> Any:
     """Run tasks dispatched meanwhile in this process (expansion, filter evaluation), not on a broker."""
-    from config.celery import app
 
     saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
     app.conf.task_always_eager = True
@@ -70,7 +76,6 @@ def insert_devices(
     *, count: int, prefix: str, groups: int, idle: int
 ) -> tuple[int, int]:
     """Insert ``count`` accepted devices with inventory and their open group memberships; returns (first, last) index."""
-    from devices_app.models import Device, GroupMembership
 
     now = timezone.now()
     first_idle = count - idle + 1
@@ -125,8 +130,6 @@ def insert_devices(
 
 def insert_tokens(*, prefix: str, path: Path) -> int:
     """An accepted auth set and a device token row per device of the fleet; writes ``<id> <jwt>`` lines."""
-    from config.api.tokens import DEVICE_CLAIM, issue_token
-    from devices_app.models import AuthSet, Device, DeviceToken
 
     now = timezone.now()
     expires = now + settings.FLOTILLA_DEVICE_TOKEN_TTL
@@ -166,7 +169,6 @@ def insert_tokens(*, prefix: str, path: Path) -> int:
 
 def create_releases(*, prefix: str, count: int) -> list[str]:
     """One release per deployment, one artifact row per device type; returns the release names."""
-    from deployments_app.models import Artifact, Release
 
     names = [f"{prefix}-release-{index:02d}" for index in range(count)]
     releases = Release.objects.bulk_create(Release(name=name) for name in names)
@@ -221,8 +223,6 @@ def create_deployments(
     *, prefix: str, releases: list[str], dynamic: int, groups: int
 ) -> tuple[int, int]:
     """Active deployments through the real service; returns (static, dynamic) created."""
-    from deployments_app.services.creation import create_deployment
-    from devices_app.services.filters import create_device_filter
 
     static_index = dynamic_index = 0
     for position, kind in enumerate(deployment_plan(len(releases), dynamic)):

@@ -1,0 +1,1 @@
+"""Read functions of the deployments app: import from the submodules (artifacts, deployments)."""
