@@ -6,32 +6,35 @@ import datetime as dt
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from deployments_app.services.creation import (
+    expand_deployment,
+    expand_unexpanded_deployments,
+)
+from deployments_app.services.phases import advance_phased_rollouts
+from deployments_app.services.transitions import (
+    finalise_deployment,
+    finalise_due_deployments,
+)
 
 
 @shared_task(acks_late=True)
 def expand_deployment_task(deployment_id: str) -> int:
     """Create the device deployments of a static deployment (resumable, idempotent)."""
-    from deployments_app.services.creation import expand_deployment
-
     return expand_deployment(deployment_id=deployment_id)
 
 
 @shared_task(acks_late=True)
 def finalise_deployment_task(deployment_id: str) -> str | None:
     """Finish the deployment if every device deployment is final (or max_devices is reached)."""
-    from deployments_app.services.transitions import finalise_deployment
-
     return finalise_deployment(deployment_id=deployment_id)
 
 
 @shared_task
 def sweep_deployments_task(limit: int = 200) -> dict[str, int]:
     """Backstop: expand deployments whose expansion was never dispatched, finish due ones."""
-    from django.core.cache import cache
-
-    from deployments_app.services.creation import expand_unexpanded_deployments
-    from deployments_app.services.transitions import finalise_due_deployments
-
     lock_key = "flotilla:sweep-deployments"
     if not cache.add(lock_key, "1", timeout=300):
         return {"skipped": 1}
@@ -49,11 +52,6 @@ def sweep_deployments_task(limit: int = 200) -> dict[str, int]:
 @shared_task
 def advance_phased_rollouts_task(limit: int = 500) -> dict[str, int]:
     """Open due phases and start due scheduled deployments, in bounded batches, never overlapping."""
-    from django.core.cache import cache
-    from django.utils import timezone
-
-    from deployments_app.services.phases import advance_phased_rollouts
-
     lock_key = "flotilla:advance-phased-rollouts"
     if not cache.add(lock_key, "1", timeout=120):
         return {"skipped": 1}

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
-from devices_app import selectors
+from devices_app import dispatch, selectors
 from devices_app.filtering import InvalidFilter, check_patterns_in_database, parse_terms
 from devices_app.models import (
     AuthSet,
@@ -371,8 +371,6 @@ class DeviceFilterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-evaluate the membership now")
     def reevaluate(self, request: Any, queryset: QuerySet[DeviceFilter]) -> None:
-        from devices_app.tasks import evaluate_device_filter_task
-
         for filter_id in queryset.values_list("pk", flat=True):
-            evaluate_device_filter_task.delay_on_commit(str(filter_id))
+            dispatch.evaluate_device_filter_on_commit(filter_id)
         self.message_user(request, f"{queryset.count()} filter(s) queued.")

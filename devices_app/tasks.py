@@ -6,6 +6,14 @@ from celery import shared_task
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
+from devices_app.services.devauth import purge_expired_device_tokens
+from devices_app.services.memberships import (
+    evaluate_device_filter,
+    reevaluate_device_filters,
+    repair_run_lock,
+    sync_device_memberships,
+)
+
 # Filters not evaluated within this period are re-evaluated by the periodic repair.
 REEVALUATION_PERIOD = dt.timedelta(minutes=10)
 REEVALUATION_LOCK_TIMEOUT = (
@@ -16,8 +24,6 @@ REEVALUATION_LOCK_TIMEOUT = (
 @shared_task
 def purge_expired_device_tokens_task(limit: int = 5000) -> int:
     """Delete expired device-token rows in bounded batches."""
-    from devices_app.services.devauth import purge_expired_device_tokens
-
     purged = purge_expired_device_tokens(now=timezone.now(), limit=limit)
     if purged == limit:
         purge_expired_device_tokens_task.delay(limit)
@@ -32,8 +38,6 @@ RETRY_ON = (OperationalError, IntegrityError)
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def evaluate_device_filter_task(filter_id: str) -> int:
     """Make a saved filter's stored membership exact (set-based); return rows changed."""
-    from devices_app.services.memberships import evaluate_device_filter
-
     change = evaluate_device_filter(filter_id=filter_id)
     return change.inserted + change.deleted
 
@@ -41,8 +45,6 @@ def evaluate_device_filter_task(filter_id: str) -> int:
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def recheck_device_memberships_task(device_ids: list[str]) -> int:
     """Re-check a batch of devices against every saved filter; return rows changed."""
-    from devices_app.services.memberships import sync_device_memberships
-
     change = sync_device_memberships(device_ids=device_ids)
     return change.inserted + change.deleted
 
@@ -52,11 +54,6 @@ def reevaluate_device_filters_task(
     limit: int = 20, evaluated_before: str | None = None
 ) -> int:
     """Periodic repair: re-evaluate every saved filter, ``limit`` per run, never two runs at once."""
-    from devices_app.services.memberships import (
-        reevaluate_device_filters,
-        repair_run_lock,
-    )
-
     cutoff = (
         dt.datetime.fromisoformat(evaluated_before)
         if evaluated_before

@@ -37,6 +37,7 @@ from deployments_app.services import (
     logs,
     transitions,
 )
+from deployments_app.services.artifacts import artifact_download_link
 from deployments_app.states import DeploymentStatus, statuses_for_filter
 from devices_app.api.authentication import DeviceAPIView
 
@@ -52,8 +53,6 @@ def _instructions_response(
 ) -> Response:
     if instructions is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    from deployments_app.services.artifacts import artifact_download_link
-
     artifact = instructions.artifact
     uri, expire = artifact_download_link(artifact=artifact, base_url=_base_url(request))
     return Response(

@@ -23,6 +23,8 @@ from deployments_app.models import (
     DeviceDeployment,
     TargetKind,
 )
+from deployments_app.selectors.artifacts import artifact_output
+from deployments_app.services.creation import target_devices_sql
 from deployments_app.services.transitions import write_device_deployment_status
 from deployments_app.states import (
     ACTIVE_STATUSES,
@@ -31,6 +33,7 @@ from deployments_app.states import (
     DeviceDeploymentStatus,
 )
 from devices_app.models import Device, FilterMembership
+from devices_app.services.inventory import merge_device_inventory
 
 MAX_ATTRIBUTE_LENGTH = 4096
 logger = logging.getLogger(__name__)
@@ -146,8 +149,6 @@ def _record_reported_inventory(
     device_id: Any, request: PollRequest, *, current: dict[str, Any]
 ) -> bool:
     """Store what the poll reports in the device's inventory; True if that changed anything."""
-    from devices_app.services.inventory import merge_device_inventory
-
     reported = {
         "artifact_name": request.artifact_name,
         "device_type": request.device_type,
@@ -370,8 +371,6 @@ def materialise_unexpanded_targets(device_id: Any, after: dt.datetime | None) ->
     Without this, a device polling during an expansion could be handed a newer deployment
     first and, by the ordering rule, lose the older one for good.
     """
-    from deployments_app.services.creation import target_devices_sql
-
     unexpanded = Deployment.objects.filter(expanded_at__isnull=True).exclude(
         status=DeploymentStatus.FINISHED
     )
@@ -465,8 +464,6 @@ def _take_phase_slot(
 
 def _artifact_fields(artifact: Artifact) -> dict[str, Any]:
     """A record's fields for its assigned artifact, with a snapshot that outlives the artifact."""
-    from deployments_app.selectors.artifacts import artifact_output
-
     return {
         "artifact": artifact,
         "artifact_size": artifact.size,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from deployments_app.dispatch import dispatch_on_commit
+from deployments_app import dispatch
 from deployments_app.exceptions import (
     DuplicateActiveDeployment,
     InvalidDeployment,
@@ -29,6 +29,12 @@ from deployments_app.models import (
 )
 from deployments_app.states import DeploymentStatus
 from devices_app.models import Device
+from devices_app.selectors import (
+    device_group_names,
+    filter_member_count,
+    get_device_filter,
+)
+from devices_app.services.groups import accepted_devices_sql, group_members_as_of_sql
 from devices_app.states import DeviceStatus
 
 
@@ -64,11 +70,6 @@ def target_devices_sql(
 
     ``after``: only devices with a greater id (the expansion's keyset cursor).
     """
-    from devices_app.services.groups import (
-        accepted_devices_sql,
-        group_members_as_of_sql,
-    )
-
     if deployment.target_kind == TargetKind.GROUP:
         return group_members_as_of_sql(
             group_name=deployment.group_name, as_of=deployment.created, after=after
@@ -199,8 +200,6 @@ def create_deployment(
     phase_requests = _validate_phases(phases or [], now)
     filter_snapshot, target_count = None, len(device_ids)
     if target_kind == TargetKind.DYNAMIC:
-        from devices_app.selectors import filter_member_count, get_device_filter
-
         device_filter = get_device_filter(filter_id=filter_id)
         filter_snapshot = {
             "id": str(device_filter.id),
@@ -231,8 +230,6 @@ def create_deployment(
     )
     groups = [group] if group else []
     if target_kind == TargetKind.DEVICES and len(device_ids) == 1:
-        from devices_app.selectors import device_group_names
-
         groups = device_group_names(device_id=device_ids[0])
     deployment = Deployment(
         name=name,
@@ -272,9 +269,7 @@ def create_deployment(
             deployment.save(force_insert=True)
             _create_phases(deployment, phase_requests, capacities, now)
             if target_kind != TargetKind.DYNAMIC:
-                from deployments_app.tasks import expand_deployment_task
-
-                dispatch_on_commit(expand_deployment_task, str(deployment.pk))
+                dispatch.expand_deployment_on_commit(deployment.pk)
     except IntegrityError:
         raise DuplicateActiveDeployment(
             "there is already an active deployment with the same parameters"
@@ -345,9 +340,7 @@ def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> i
             )
             if is_done:
                 # A target set whose devices are all gone, or already final, finishes now.
-                from deployments_app.tasks import finalise_deployment_task
-
-                dispatch_on_commit(finalise_deployment_task, str(deployment.pk))
+                dispatch.finalise_deployment_on_commit(deployment.pk)
                 return inserted_total
 
 

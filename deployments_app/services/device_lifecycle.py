@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments_app.models import Deployment, DeviceDeployment
+from deployments_app.services.assignment import materialise_unexpanded_targets
 from deployments_app.services.transitions import finish_device_records
 from deployments_app.states import (
     FINAL_STATUSES,
@@ -22,8 +23,6 @@ def _finish_device_records(device_id: Any, to: str) -> int:
     Static deployments listing the device can then finish: unexpanded ones get the device's
     row first so the outcome is recorded there too.
     """
-    from deployments_app.services.assignment import materialise_unexpanded_targets
-
     materialise_unexpanded_targets(device_id, after=None)
     return len(finish_device_records(device_id=device_id, to=to))
 

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from deployments_app.dispatch import dispatch_on_commit
+from deployments_app import dispatch
 from deployments_app.exceptions import (
     DeploymentAborted,
     DeploymentAlreadyFinished,
@@ -106,9 +106,7 @@ def _after_device_status_change(device_deployment: DeviceDeployment, to: str) ->
             deployment_ids=[deployment.pk], to=DeploymentStatus.INPROGRESS
         )
     if to in FINAL_STATUSES:
-        from deployments_app.tasks import finalise_deployment_task
-
-        dispatch_on_commit(finalise_deployment_task, str(deployment.pk))
+        dispatch.finalise_deployment_on_commit(deployment.pk)
 
 
 def report_device_deployment_status(
@@ -191,8 +189,6 @@ def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
     Used for device abort and decommissioning. Returns the deployments touched, each of which
     may now finish.
     """
-    from deployments_app.tasks import finalise_deployment_task
-
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -216,7 +212,7 @@ def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
             deployment_ids=deployment_ids, to=DeploymentStatus.INPROGRESS
         )
     for deployment_id in deployment_ids:
-        dispatch_on_commit(finalise_deployment_task, str(deployment_id))
+        dispatch.finalise_deployment_on_commit(deployment_id)
     return deployment_ids
 
 

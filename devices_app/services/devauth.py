@@ -21,6 +21,7 @@ from devices_app.exceptions import (
     InvalidAuthSetTransition,
     SignatureInvalid,
 )
+from devices_app.hooks import run_decommission_hooks
 from devices_app.identity import (
     UnsupportedKey,
     canonical_identity,
@@ -255,14 +256,10 @@ def preauthorize_device(
 @transaction.atomic
 def decommission_device(*, device_id: Any) -> Device:
     """Retire a device for good: every token it holds stops working and it cannot authenticate again."""
-    from deployments_app.services.device_lifecycle import (
-        decommission_device_deployments,
-    )
-
     device = _lock_device(device_id)
     DeviceToken.objects.filter(device=device).delete()
     _write_device_status(device, DeviceStatus.DECOMMISSIONED)
-    decommission_device_deployments(device_id=device.id)
+    run_decommission_hooks(device_id=device.id)
     return device
 
 

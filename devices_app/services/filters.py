@@ -11,6 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, InvalidInput
+from devices_app import dispatch
 from devices_app.filtering import check_patterns_in_database, parse_terms
 from devices_app.models import DeviceFilter
 from devices_app.selectors import DeviceFilterNotFound
@@ -42,9 +43,7 @@ def _validated_terms(terms: Any) -> list[dict[str, Any]]:
 
 
 def _dispatch_evaluation(device_filter: DeviceFilter) -> None:
-    from devices_app.tasks import evaluate_device_filter_task
-
-    evaluate_device_filter_task.delay_on_commit(str(device_filter.pk))
+    dispatch.evaluate_device_filter_on_commit(device_filter.pk)
 
 
 def create_device_filter(*, name: str, terms: Any) -> DeviceFilter:

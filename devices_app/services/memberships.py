@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from devices_app import dispatch
 from devices_app.filtering import (
     Term,
     compile_terms,
@@ -243,11 +244,9 @@ def recheck_device_memberships(*, device_ids: Iterable[Any]) -> None:
     Call after changing anything filters can see (auth status, tags, group) for one or many
     devices; ids are sent in chunks of ``RECHECK_CHUNK``.
     """
-    from devices_app.tasks import recheck_device_memberships_task
-
     ids = [str(device_id) for device_id in device_ids]
     for start in range(0, len(ids), RECHECK_CHUNK):
-        recheck_device_memberships_task.delay_on_commit(
+        dispatch.recheck_device_memberships_on_commit(
             ids[start : start + RECHECK_CHUNK]
         )
 
