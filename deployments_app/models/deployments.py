@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from deployments_app.querysets import DeploymentQuerySet, DeviceDeploymentQuerySet
 from deployments_app.states import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -72,6 +73,8 @@ class Deployment(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+
+    objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -178,6 +181,8 @@ class DeviceDeployment(models.Model):
     image = models.JSONField(null=True, blank=True)
     request = models.JSONField(null=True, blank=True)
     has_log = models.BooleanField(default=False)
+
+    objects = DeviceDeploymentQuerySet.as_manager()
 
     class Meta:
         constraints = [

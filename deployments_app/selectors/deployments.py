@@ -20,21 +20,8 @@ from deployments_app.models import (
 )
 from deployments_app.states import DeviceDeploymentStatus
 
-STATISTICS_KEYS = [
-    "success",
-    "pending",
-    "downloading",
-    "rebooting",
-    "installing",
-    "failure",
-    "noartifact",
-    "already-installed",
-    "aborted",
-    "pause_before_installing",
-    "pause_before_rebooting",
-    "pause_before_committing",
-    "decommissioned",
-]
+# Every device deployment status has a counter, zero when no record has it.
+STATISTICS_KEYS = list(DeviceDeploymentStatus.values)
 _COUNTS_SIZE = (
     DeviceDeploymentStatus.NOARTIFACT,
     DeviceDeploymentStatus.ALREADY_INSTALLED,
@@ -62,7 +49,8 @@ def deployment_statistics(
         for deployment_id in ids
     }
     rows = (
-        DeviceDeployment.objects.filter(deployment_id__in=ids, deleted__isnull=True)
+        DeviceDeployment.objects.live()
+        .filter(deployment_id__in=ids)
         .values("deployment_id", "status")
         .annotate(
             count=Count("id"),
@@ -103,9 +91,7 @@ def list_deployment_devices(
     *, deployment_id: Any, statuses: Iterable[str] | None = None
 ) -> QuerySet[DeviceDeployment]:
     """The deployment's device records, sorted by status then device id."""
-    records = DeviceDeployment.objects.filter(
-        deployment_id=deployment_id, deleted__isnull=True
-    )
+    records = DeviceDeployment.objects.live().filter(deployment_id=deployment_id)
     if statuses is not None:
         records = records.filter(status__in=list(statuses))
     return records.order_by("status", "device_id")

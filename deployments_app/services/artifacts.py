@@ -42,6 +42,7 @@ from deployments_app.exceptions import (
     ArtifactTooLarge,
     ReleaseNotFound,
 )
+from deployments_app.locks import artifact_qs_for_update, release_qs_for_update
 from deployments_app.models import Artifact, ArtifactDependsKey, Deployment, Release
 from deployments_app.models.artifacts import artifact_upload_to
 from deployments_app.states import DeploymentStatus
@@ -79,8 +80,8 @@ def on_artifact_uploaded(*, artifact_name: str) -> None:
 def is_artifact_in_active_deployment(*, artifact: Artifact) -> bool:
     """Whether an unfinished deployment still needs this artifact (blocks delete with 409)."""
     return (
-        Deployment.objects.filter(artifacts__contains=[artifact.id])
-        .exclude(status=DeploymentStatus.FINISHED)
+        Deployment.objects.unfinished()
+        .filter(artifacts__contains=[artifact.id])
         .exists()
     )
 
@@ -244,7 +245,7 @@ def update_artifact_description(*, artifact_id: Any, description: str) -> Artifa
     """Replace an artifact's description."""
     _check_description(description)
     with transaction.atomic():
-        artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
+        artifact = artifact_qs_for_update().filter(pk=artifact_id).first()
         if artifact is None:
             raise ArtifactNotFound("artifact not found")
         if is_artifact_used_in_any_deployment(artifact=artifact):
@@ -258,7 +259,7 @@ def update_artifact_description(*, artifact_id: Any, description: str) -> Artifa
 def delete_artifact(*, artifact_id: Any) -> None:
     """Delete an artifact, its depends keys, its release when it was the last one, and (after commit) its file."""
     with transaction.atomic():
-        artifact = Artifact.objects.select_for_update().filter(pk=artifact_id).first()
+        artifact = artifact_qs_for_update().filter(pk=artifact_id).first()
         if artifact is None:
             raise ArtifactNotFound("artifact not found")
         if is_artifact_in_active_deployment(artifact=artifact):
@@ -272,9 +273,7 @@ def delete_releases(*, names: Iterable[str]) -> None:
     if not names:
         raise InvalidInput("at least one release name is required")
     with transaction.atomic():
-        artifacts = list(
-            Artifact.objects.select_for_update().filter(name__in=names).order_by("pk")
-        )
+        artifacts = list(artifact_qs_for_update().filter(name__in=names).order_by("pk"))
         in_use = sorted(
             {a.name for a in artifacts if is_artifact_in_active_deployment(artifact=a)}
         )
@@ -429,14 +428,14 @@ def _locked_release(*, name: str) -> Release:
     # A concurrent delete of the last artifact may remove the row between get_or_create and the lock.
     for _ in range(_RELEASE_LOCK_ATTEMPTS):
         release, _created = Release.objects.get_or_create(name=name)
-        locked = Release.objects.select_for_update().filter(pk=release.pk).first()
+        locked = release_qs_for_update().filter(pk=release.pk).first()
         if locked is not None:
             return locked
     raise RuntimeError(f"could not lock release {name!r}")
 
 
 def _existing_release_for_update(name: str) -> Release:
-    release = Release.objects.select_for_update().filter(name=name).first()
+    release = release_qs_for_update().filter(name=name).first()
     if release is None or not release.artifacts.exists():
         raise ReleaseNotFound("release not found")
     return release
@@ -444,7 +443,7 @@ def _existing_release_for_update(name: str) -> Release:
 
 def _delete_artifact_rows(artifact: Artifact) -> None:
     """Delete one artifact row (and an emptied release); the file goes after commit."""
-    release = Release.objects.select_for_update().filter(pk=artifact.release_id).first()
+    release = release_qs_for_update().filter(pk=artifact.release_id).first()
     stored_name = artifact.file.name
     artifact.delete()
     if release is not None:

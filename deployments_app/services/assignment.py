@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInput
 from deployments_app.exceptions import ConflictingRequest, InvalidStatusReport
+from deployments_app.locks import phase_qs_for_update
 from deployments_app.models import (
     Artifact,
     Deployment,
@@ -26,6 +27,7 @@ from deployments_app.models import (
 from deployments_app.selectors.artifacts import artifact_output
 from deployments_app.services.creation import target_devices_sql
 from deployments_app.services.transitions import write_device_deployment_status
+from deployments_app.sql import insert_pending_records
 from deployments_app.states import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -332,13 +334,10 @@ def _resumed_instructions(
 
 def _active_admitted_record(device_id: Any) -> DeviceDeployment | None:
     return (
-        DeviceDeployment.objects.select_related("deployment", "artifact")
-        .filter(
-            device_id=device_id,
-            status__in=ACTIVE_STATUSES,
-            deleted__isnull=True,
-            admitted_at__isnull=False,
-        )
+        DeviceDeployment.objects.live()
+        .active()
+        .select_related("deployment", "artifact")
+        .filter(device_id=device_id, admitted_at__isnull=False)
         .order_by("created", "deployment_id")
         .first()
     )
@@ -371,36 +370,28 @@ def materialise_unexpanded_targets(device_id: Any, after: dt.datetime | None) ->
     Without this, a device polling during an expansion could be handed a newer deployment
     first and, by the ordering rule, lose the older one for good.
     """
-    unexpanded = Deployment.objects.filter(expanded_at__isnull=True).exclude(
-        status=DeploymentStatus.FINISHED
-    )
+    unexpanded = Deployment.objects.unexpanded().unfinished()
     if after is not None:
         unexpanded = unexpanded.filter(created__gt=after)
-    table = DeviceDeployment._meta.db_table
     for deployment in unexpanded.order_by("created", "id"):
         targets_sql, params = target_devices_sql(deployment)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                INSERT INTO {table} (id, deployment_id, device_id, status, substate, created, attempts, has_log)
-                SELECT gen_random_uuid(), %s::uuid, t.device_id, 'pending', '', %s, 0, false
-                FROM ({targets_sql}) t WHERE t.device_id = %s::uuid
-                ON CONFLICT (deployment_id, device_id) WHERE deleted IS NULL DO NOTHING
-                """,
-                [str(deployment.pk), deployment.created, *params, str(device_id)],
-            )
+        insert_pending_records(
+            source_sql="SELECT %s::uuid AS deployment_id, t.device_id, %s::timestamptz AS created "
+            f"FROM ({targets_sql}) t WHERE t.device_id = %s::uuid",
+            params=[str(deployment.pk), deployment.created, *params, str(device_id)],
+        )
 
 
 def _oldest_static_target(
     device_id: Any, after: dt.datetime | None
 ) -> DeviceDeployment | None:
     targets = (
-        DeviceDeployment.objects.select_related("deployment")
+        DeviceDeployment.objects.live()
+        .select_related("deployment")
         .filter(
             device_id=device_id,
             status=DeviceDeploymentStatus.PENDING,
             admitted_at__isnull=True,
-            deleted__isnull=True,
         )
         .exclude(deployment__status=DeploymentStatus.FINISHED)
     )
@@ -416,16 +407,12 @@ def _oldest_dynamic_candidate(
         "device_filter_id"
     )
     candidates = (
-        Deployment.objects.filter(
-            target_kind=TargetKind.DYNAMIC, filter_id__in=member_of
-        )
-        .exclude(status=DeploymentStatus.FINISHED)
+        Deployment.objects.unfinished()
+        .filter(target_kind=TargetKind.DYNAMIC, filter_id__in=member_of)
         .exclude(
             Exists(
-                DeviceDeployment.objects.filter(
-                    deployment_id=OuterRef("pk"),
-                    device_id=device_id,
-                    deleted__isnull=True,
+                DeviceDeployment.objects.live().filter(
+                    deployment_id=OuterRef("pk"), device_id=device_id
                 )
             )
         )
@@ -445,7 +432,7 @@ def _take_phase_slot(
     if not deployment.is_phased:
         return True, None
     started = list(
-        DeploymentPhase.objects.select_for_update()
+        phase_qs_for_update()
         .filter(deployment_id=deployment.pk, start_ts__lte=now)
         .order_by("number")
     )
@@ -513,8 +500,8 @@ def _admit_dynamic(
     try:
         with transaction.atomic():
             has_room = (
-                Deployment.objects.filter(pk=deployment.pk)
-                .exclude(status=DeploymentStatus.FINISHED)
+                Deployment.objects.unfinished()
+                .filter(pk=deployment.pk)
                 .filter(Q(max_devices=0) | Q(device_count__lt=F("max_devices")))
                 .update(device_count=F("device_count") + 1)
             )

@@ -20,13 +20,14 @@ from deployments_app.exceptions import (
     InvalidDeployment,
     NoArtifactForDeployment,
 )
+from deployments_app.locks import deployment_qs_for_update
 from deployments_app.models import (
     Artifact,
     Deployment,
     DeploymentPhase,
-    DeviceDeployment,
     TargetKind,
 )
+from deployments_app.sql import insert_pending_records
 from deployments_app.states import DeploymentStatus
 from devices_app.models import Device
 from devices_app.selectors import (
@@ -318,9 +319,7 @@ def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> i
     inserted_total = 0
     while True:
         with transaction.atomic():
-            deployment = (
-                Deployment.objects.select_for_update().filter(pk=deployment_id).first()
-            )
+            deployment = deployment_qs_for_update().filter(pk=deployment_id).first()
             if deployment is None or deployment.expanded_at is not None:
                 return inserted_total
             if deployment.is_finished:
@@ -350,26 +349,12 @@ def _expand_batch(
     targets_sql, params = target_devices_sql(
         deployment, after=deployment.expansion_cursor
     )
-    table = DeviceDeployment._meta.db_table
-    sql = f"""
-        WITH batch AS (
-            SELECT t.device_id FROM ({targets_sql}) t ORDER BY t.device_id LIMIT %s
-        ), inserted AS (
-            INSERT INTO {table}
-                (id, deployment_id, device_id, status, substate, created, attempts, has_log)
-            SELECT gen_random_uuid(), %s::uuid, device_id, 'pending', '', %s, 0, false FROM batch
-            ON CONFLICT (deployment_id, device_id) WHERE deleted IS NULL DO NOTHING
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM inserted),
-               (SELECT device_id FROM batch ORDER BY device_id DESC LIMIT 1)
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [*params, batch_size, str(deployment.pk), deployment.created]
-        )
-        selected, inserted, last_device = cursor.fetchone()
-    return selected, inserted, last_device
+    pending = insert_pending_records(
+        source_sql=f"SELECT %s::uuid AS deployment_id, t.device_id, %s::timestamptz AS created "
+        f"FROM ({targets_sql}) t ORDER BY t.device_id LIMIT %s",
+        params=[str(deployment.pk), deployment.created, *params, batch_size],
+    )
+    return pending.selected, pending.inserted, pending.last_device_id
 
 
 def expand_unexpanded_deployments(*, older_than: dt.timedelta, limit: int) -> list[str]:
@@ -377,9 +362,8 @@ def expand_unexpanded_deployments(*, older_than: dt.timedelta, limit: int) -> li
     cutoff = timezone.now() - older_than
     return [
         str(pk)
-        for pk in Deployment.objects.filter(
-            expanded_at__isnull=True, created__lt=cutoff
-        )
+        for pk in Deployment.objects.unexpanded()
+        .filter(created__lt=cutoff)
         .order_by("created")
         .values_list("pk", flat=True)[:limit]
     ]

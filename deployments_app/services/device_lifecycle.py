@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from deployments_app.models import Deployment, DeviceDeployment
+from deployments_app.locks import device_deployment_qs_for_update
+from deployments_app.models import Deployment, DeviceDeployment, TargetKind
 from deployments_app.services.assignment import materialise_unexpanded_targets
 from deployments_app.services.transitions import finish_device_records
-from deployments_app.states import (
-    FINAL_STATUSES,
-    DeploymentStatus,
-    DeviceDeploymentStatus,
-)
+from deployments_app.sql import insert_pending_records
+from deployments_app.states import DeploymentStatus, DeviceDeploymentStatus
 
 
 def _finish_device_records(device_id: Any, to: str) -> int:
@@ -46,31 +44,29 @@ def reset_device_deployment_history(*, device_id: Any) -> int:
     Active static deployments it had finished get a fresh target row for it; dynamic ones
     admit it again when it next matches. Returns how many records were reset.
     """
-    now = timezone.now()
-    table = DeviceDeployment._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH reset AS (
-                UPDATE {table} SET deleted = %s
-                WHERE device_id = %s::uuid AND deleted IS NULL AND status = ANY(%s)
-                RETURNING deployment_id, created
-            ), reopened AS (
-                INSERT INTO {table} (id, deployment_id, device_id, status, substate, created, attempts, has_log)
-                SELECT gen_random_uuid(), r.deployment_id, %s::uuid, 'pending', '', r.created, 0, false
-                FROM reset r JOIN {Deployment._meta.db_table} d ON d.id = r.deployment_id
-                WHERE d.status <> %s AND d.target_kind <> 'dynamic'
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM reset), (SELECT count(*) FROM reopened)
-            """,
-            [
-                now,
-                str(device_id),
-                sorted(FINAL_STATUSES),
-                str(device_id),
-                DeploymentStatus.FINISHED,
-            ],
-        )
-        reset_count, _ = cursor.fetchone()
-    return reset_count
+    reset = list(
+        device_deployment_qs_for_update()
+        .live()
+        .final()
+        .filter(device_id=device_id)
+        .values_list("pk", "deployment_id", "created")
+    )
+    if not reset:
+        return 0
+    DeviceDeployment.objects.filter(pk__in=[pk for pk, _, _ in reset]).update(
+        deleted=timezone.now()
+    )
+    insert_pending_records(
+        source_sql="SELECT d.id AS deployment_id, %s::uuid AS device_id, r.created "
+        "FROM unnest(%s::uuid[], %s::timestamptz[]) AS r(deployment_id, created) "
+        f"JOIN {Deployment._meta.db_table} d ON d.id = r.deployment_id "
+        "WHERE d.status <> %s AND d.target_kind <> %s",
+        params=[
+            str(device_id),
+            [deployment_id for _, deployment_id, _ in reset],
+            [created for _, _, created in reset],
+            DeploymentStatus.FINISHED.value,
+            TargetKind.DYNAMIC.value,
+        ],
+    )
+    return len(reset)

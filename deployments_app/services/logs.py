@@ -10,6 +10,7 @@ from deployments_app.exceptions import (
     DeviceDeploymentNotFound,
     InvalidStatusReport,
 )
+from deployments_app.locks import device_deployment_qs_for_update
 from deployments_app.models import DeviceDeployment, DeviceDeploymentLog
 
 LOG_FIELDS = ("timestamp", "level", "message")
@@ -31,10 +32,9 @@ def save_device_deployment_log(
             )
     with transaction.atomic():
         record = (
-            DeviceDeployment.objects.select_for_update()
-            .filter(
-                device_id=device_id, deployment_id=deployment_id, deleted__isnull=True
-            )
+            device_deployment_qs_for_update()
+            .live()
+            .filter(device_id=device_id, deployment_id=deployment_id)
             .first()
         )
         if record is None:

@@ -19,6 +19,7 @@ from deployments_app.exceptions import (
     FinalStatusLocked,
     InvalidStatusReport,
 )
+from deployments_app.locks import deployment_qs_for_update
 from deployments_app.models import Deployment, DeviceDeployment, TargetKind
 from deployments_app.states import (
     ACTIVE_STATUSES,
@@ -151,8 +152,9 @@ def report_device_deployment_status(
 
 def _current_record(*, device_id: Any, deployment_id: Any) -> DeviceDeployment:
     record = (
-        DeviceDeployment.objects.select_related("deployment")
-        .filter(device_id=device_id, deployment_id=deployment_id, deleted__isnull=True)
+        DeviceDeployment.objects.live()
+        .select_related("deployment")
+        .filter(device_id=device_id, deployment_id=deployment_id)
         .first()
     )
     if record is None:
@@ -168,16 +170,14 @@ def abort_deployment(*, deployment_id: Any) -> None:
     """Abort every unfinished device deployment (pending ones too) and finish the deployment."""
     now = timezone.now()
     with transaction.atomic():
-        deployment = (
-            Deployment.objects.select_for_update().filter(pk=deployment_id).first()
-        )
+        deployment = deployment_qs_for_update().filter(pk=deployment_id).first()
         if deployment is None:
             raise DeploymentNotFound("deployment not found")
         if deployment.is_finished:
             raise DeploymentAlreadyFinished("deployment already finished")
-        DeviceDeployment.objects.filter(
-            deployment_id=deployment_id, status__in=ACTIVE_STATUSES
-        ).update(status=DeviceDeploymentStatus.ABORTED, finished=now)
+        DeviceDeployment.objects.active().filter(deployment_id=deployment_id).update(
+            status=DeviceDeploymentStatus.ABORTED, finished=now
+        )
         set_deployment_status(
             deployment_ids=[deployment_id], to=DeploymentStatus.FINISHED, now=now
         )
@@ -219,9 +219,7 @@ def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
 def finalise_deployment(*, deployment_id: Any) -> str | None:
     """Finish the deployment if its rule says so (spec §1.9); return its resulting status."""
     with transaction.atomic():
-        deployment = (
-            Deployment.objects.select_for_update().filter(pk=deployment_id).first()
-        )
+        deployment = deployment_qs_for_update().filter(pk=deployment_id).first()
         if deployment is None:
             return None
         if deployment.is_finished:
@@ -239,21 +237,17 @@ def _is_complete(deployment: Deployment) -> bool:
     if deployment.target_kind == TargetKind.DYNAMIC:
         if not deployment.max_devices:
             return False  # an unbounded dynamic deployment only ends by abort
-        return (
-            records.filter(status__in=FINAL_STATUSES).count() >= deployment.max_devices
-        )
+        return records.final().count() >= deployment.max_devices
     if deployment.expanded_at is None:
         return False
-    return not records.filter(status__in=ACTIVE_STATUSES).exists()
+    return not records.active().exists()
 
 
 def finalise_due_deployments(*, limit: int) -> int:
     """Backstop sweep: finish up to ``limit`` unfinished, fully expanded static deployments with no active device."""
-    active_rows = DeviceDeployment.objects.filter(
-        deployment_id=OuterRef("pk"), status__in=ACTIVE_STATUSES
-    )
+    active_rows = DeviceDeployment.objects.active().filter(deployment_id=OuterRef("pk"))
     due = list(
-        Deployment.objects.exclude(status=DeploymentStatus.FINISHED)
+        Deployment.objects.unfinished()
         .exclude(target_kind=TargetKind.DYNAMIC)
         .filter(expanded_at__isnull=False)
         .filter(~Exists(active_rows))
@@ -261,7 +255,7 @@ def finalise_due_deployments(*, limit: int) -> int:
         .values_list("pk", flat=True)[:limit]
     )
     dynamic_capped = list(
-        Deployment.objects.exclude(status=DeploymentStatus.FINISHED)
+        Deployment.objects.unfinished()
         .filter(target_kind=TargetKind.DYNAMIC, max_devices__gt=0)
         .order_by("created")
         .values_list("pk", flat=True)[:limit]

@@ -28,6 +28,7 @@ from devices_app.identity import (
     load_public_key,
     verify_signature,
 )
+from devices_app.locks import device_qs_for_update
 from devices_app.models import AuthSet, Device, DeviceToken
 from devices_app.services.memberships import recheck_device_memberships
 from devices_app.states import (
@@ -112,11 +113,7 @@ def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
 
 
 def _lock_or_create_device(request: AuthRequest) -> Device:
-    device = (
-        Device.objects.select_for_update()
-        .filter(identity_hash=request.identity_hash)
-        .first()
-    )
+    device = device_qs_for_update().filter(identity_hash=request.identity_hash).first()
     if device is not None:
         return device
     try:
@@ -128,9 +125,7 @@ def _lock_or_create_device(request: AuthRequest) -> Device:
             )
     except IntegrityError:
         # A concurrent first request of the same identity created it.
-        return Device.objects.select_for_update().get(
-            identity_hash=request.identity_hash
-        )
+        return device_qs_for_update().get(identity_hash=request.identity_hash)
 
 
 def _issue_device_token(device: Device, auth_set: AuthSet) -> str:
@@ -178,7 +173,7 @@ def _write_device_status(device: Device, to: DeviceStatus) -> None:
 
 
 def _lock_device(device_id: Any) -> Device:
-    device = Device.objects.select_for_update().filter(pk=device_id).first()
+    device = device_qs_for_update().filter(pk=device_id).first()
     if device is None:
         raise DeviceNotFound("device not found")
     return device
@@ -222,9 +217,7 @@ def preauthorize_device(
     except UnsupportedKey as exc:
         raise InvalidAuthRequest(str(exc)) from None
     _, identity_hash = canonical_identity(identity_data)
-    device = (
-        Device.objects.select_for_update().filter(identity_hash=identity_hash).first()
-    )
+    device = device_qs_for_update().filter(identity_hash=identity_hash).first()
     if device is not None and not force:
         raise DeviceAlreadyExists(
             "device already exists", metadata={"id": str(device.id)}

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from config.errors import Conflict, InvalidInput
 from devices_app import dispatch
 from devices_app.filtering import check_patterns_in_database, parse_terms
+from devices_app.locks import device_filter_qs_for_update
 from devices_app.models import DeviceFilter
 from devices_app.selectors import DeviceFilterNotFound
 from devices_app.services.memberships import lock_memberships
@@ -67,9 +68,7 @@ def update_device_filter(
     new_terms = _validated_terms(terms) if terms is not None else None
     try:
         with transaction.atomic():
-            device_filter = (
-                DeviceFilter.objects.select_for_update().filter(pk=filter_id).first()
-            )
+            device_filter = device_filter_qs_for_update().filter(pk=filter_id).first()
             if device_filter is None:
                 raise DeviceFilterNotFound("filter not found")
             if new_name is not None:

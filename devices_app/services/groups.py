@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInput, NotFound
 from devices_app.exceptions import DeviceNotFound
+from devices_app.locks import device_qs_for_update
 from devices_app.models import GROUP_NAME_PATTERN, Device, GroupMembership
 from devices_app.selectors import GroupNotFound
 from devices_app.services.memberships import recheck_device_memberships
@@ -106,7 +107,7 @@ def move_devices_locked(
 
 def _lock_device(device_id: Any) -> Device:
     device = (
-        Device.objects.select_for_update(no_key=True)
+        device_qs_for_update()
         .exclude(status=DeviceStatus.DECOMMISSIONED)
         .filter(pk=device_id)
         .only("id", "status", "group_name")
@@ -146,7 +147,7 @@ def _lock_devices(
 ) -> list[tuple[Any, str | None]]:
     # Fixed lock order (by id) so concurrent bulk changes cannot deadlock.
     return list(
-        Device.objects.select_for_update(no_key=True)
+        device_qs_for_update()
         .filter(pk__in=device_ids, **conditions)
         .order_by("pk")
         .values_list("pk", "group_name")
@@ -181,7 +182,7 @@ def delete_group(*, group_name: str) -> int:
     """Ungroup every member (a group exists only while it has members); 404 if it has none."""
     group_name = validate_group_name(group_name)
     members = list(
-        Device.objects.select_for_update(no_key=True)
+        device_qs_for_update()
         .filter(group_name=group_name)
         .order_by("pk")
         .values_list("pk", flat=True)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from config.errors import InvalidInput
 from devices_app.exceptions import DeviceNotFound
+from devices_app.locks import device_qs_for_update
 from devices_app.models import Device
 from devices_app.services.groups import move_devices_locked
 from devices_app.services.memberships import (
@@ -171,7 +172,7 @@ def _write_inventory(
         lock_memberships(
             exclusive=False
         )  # before the row lock, see services.memberships
-        device = Device.objects.select_for_update(no_key=True).get(pk=device_id)
+        device = device_qs_for_update().get(pk=device_id)
         inventory = _next_attributes(device.inventory, attributes, replace=replace)
         if inventory == device.inventory:
             return False
@@ -216,7 +217,7 @@ def _write_tags(
     tags = validate_attributes(tags, strings_only=True)
     with transaction.atomic():
         device = (
-            Device.objects.select_for_update(no_key=True)
+            device_qs_for_update()
             .exclude(status=DeviceStatus.DECOMMISSIONED)
             .filter(pk=device_id)
             .first()
@@ -252,7 +253,7 @@ def merge_device_tags(
 def clear_device_inventory(*, device_id: Any) -> None:
     """Forget a device's inventory, tags and static group (``DELETE /inventory/devices/{id}``)."""
     device = (
-        Device.objects.select_for_update(no_key=True)
+        device_qs_for_update()
         .exclude(status=DeviceStatus.DECOMMISSIONED)
         .filter(pk=device_id)
         .first()
