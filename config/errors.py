@@ -34,3 +34,15 @@ class Unprocessable(DomainError):
 
 class Unauthorized(DomainError):
     kind = "unauthorized"
+
+
+class Forbidden(DomainError):
+    kind = "forbidden"
+
+
+class TooLarge(DomainError):
+    kind = "too_large"
+
+
+class PreconditionFailed(DomainError):
+    kind = "precondition_failed"

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from config.errors import Conflict, DomainError, InvalidInput, NotFound, Unprocessable
+from config.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unprocessable,
+)
 
 
 class ArtifactInvalid(InvalidInput):
     """The uploaded file is not an acceptable Mender artifact (the message says why)."""
 
 
-class ArtifactTooLarge(DomainError):
-    """The upload exceeds FLOTILLA_MAX_ARTIFACT_SIZE; the API answers 413."""
-
-    kind = "invalid"
+class ArtifactTooLarge(TooLarge):
+    """The upload exceeds FLOTILLA_MAX_ARTIFACT_SIZE (413)."""
 
 
 class ArtifactNotFound(NotFound):
@@ -31,10 +36,8 @@ class ReleaseNotFound(NotFound):
     pass
 
 
-class InvalidDownloadLink(DomainError):
+class InvalidDownloadLink(Forbidden):
     """A download link whose signature does not verify or whose lifetime has passed (403)."""
-
-    kind = "invalid"
 
 
 class DeploymentNotFound(NotFound):

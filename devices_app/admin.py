@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -12,9 +12,10 @@ from django.db.models.fields.json import KeyTextTransform
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from config.errors import DomainError
+from config.admin_errors import ServiceModelAdmin, domain_error_message
 from devices_app import dispatch, selectors
-from devices_app.filtering import InvalidFilter, check_patterns_in_database, parse_terms
+from devices_app.exceptions import InvalidFilter
+from devices_app.filtering import check_patterns_in_database, parse_terms
 from devices_app.models import (
     AuthSet,
     Device,
@@ -116,7 +117,7 @@ class DeviceActionForm(ActionForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(ServiceModelAdmin):
     list_display = [
         "id",
         "identity_data",
@@ -194,15 +195,11 @@ class DeviceAdmin(admin.ModelAdmin):
             auth_set = _newest_auth_set(device, *candidates)
             if auth_set is None:
                 continue
-            try:
+            with domain_error_message(self, request, prefix=f"{device.id}: "):
                 devauth.set_auth_set_status(
                     device_id=device.id, auth_set_id=auth_set.id, to=to
                 )
                 changed += 1
-            except DomainError as exc:
-                self.message_user(
-                    request, f"{device.id}: {exc.message}", messages.ERROR
-                )
         self.message_user(request, f"{changed} device(s) {to}.")
 
     @admin.action(description="Accept the newest pending auth set")
@@ -225,20 +222,22 @@ class DeviceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Decommission")
     def decommission_devices(self, request: Any, queryset: QuerySet[Device]) -> None:
+        decommissioned = 0
         for device in queryset:
-            devauth.decommission_device(device_id=device.id)
-        self.message_user(request, f"{queryset.count()} device(s) decommissioned.")
+            with domain_error_message(self, request, prefix=f"{device.id}: "):
+                devauth.decommission_device(device_id=device.id)
+                decommissioned += 1
+        self.message_user(request, f"{decommissioned} device(s) decommissioned.")
 
     @admin.action(description="Add to group (name in the Group field)")
     def add_to_group(self, request: Any, queryset: QuerySet[Device]) -> None:
         group_name = request.POST.get("group_name", "")
-        try:
+        with domain_error_message(self, request) as outcome:
             result = add_devices_to_group(
                 group_name=group_name,
                 device_ids=list(queryset.values_list("pk", flat=True)),
             )
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+        if outcome.failed:
             return
         skipped = queryset.count() - result.matched_count
         note = f" ({skipped} not accepted, skipped)" if skipped else ""
@@ -291,7 +290,7 @@ class DeviceFilterForm(forms.ModelForm):
 
 
 @admin.register(DeviceFilter)
-class DeviceFilterAdmin(admin.ModelAdmin):
+class DeviceFilterAdmin(ServiceModelAdmin):
     """Saved filters (dynamic groups) with their live, worker-maintained membership."""
 
     form = DeviceFilterForm

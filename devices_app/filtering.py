@@ -22,7 +22,6 @@ device's document in Python. ``tests/devices_app/test_filtering.py`` holds both 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
@@ -32,7 +31,8 @@ from typing import Any
 
 from django.db import DataError, connection, transaction
 
-from config.errors import InvalidInput
+from config.timestamps import rfc3339_fixed_width
+from devices_app.exceptions import InvalidFilter
 
 SCOPES = ("identity", "inventory", "system", "tags")
 OPERATORS = (
@@ -58,12 +58,7 @@ MAX_PATTERN_LENGTH = 1024
 # PostgreSQL's regex dialect (ARE) reads \b as backspace, Python's as a word boundary.
 _UNPORTABLE_ESCAPES = re.compile(r"\\[bB]")
 
-TIMESTAMP_FORMAT_PY = "%Y-%m-%dT%H:%M:%S.%fZ"
 TIMESTAMP_FORMAT_SQL = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-
-
-class InvalidFilter(InvalidInput):
-    """Filter terms that are malformed, use an unknown scope/operator, or carry oversize values."""
 
 
 @dataclass(frozen=True)
@@ -200,17 +195,12 @@ def check_patterns_in_database(terms: Sequence[Term]) -> None:
 # --- the document view of one device -------------------------------------------------------
 
 
-def format_timestamp(value: dt.datetime) -> str:
-    """RFC 3339 UTC with microseconds and ``Z``: fixed width, so string order is time order."""
-    return value.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT_PY)
-
-
 def device_document(device: Any) -> dict[str, dict[str, Any]]:
     """The attribute scopes of one device, as filters see them."""
     system: dict[str, Any] = {
         "status": device.status,
-        "created_ts": format_timestamp(device.created_ts),
-        "updated_ts": format_timestamp(device.updated_ts),
+        "created_ts": rfc3339_fixed_width(device.created_ts),
+        "updated_ts": rfc3339_fixed_width(device.updated_ts),
     }
     if device.group_name is not None:
         system["group"] = device.group_name

@@ -12,11 +12,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from devices_app.exceptions import UnsupportedKey
+
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
-
-
-class UnsupportedKey(ValueError):
-    """Not a PEM public key of a supported type (RSA, ECDSA, Ed25519)."""
 
 
 def canonical_identity(identity_data: dict[str, Any]) -> tuple[str, str]:

@@ -11,8 +11,7 @@ from django.db.models import BooleanField, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from config.errors import NotFound
-from devices_app.exceptions import DeviceNotFound
+from devices_app.exceptions import DeviceFilterNotFound, DeviceNotFound, GroupNotFound
 from devices_app.filtering import Term, compile_terms, sort_expression
 from devices_app.models import AuthSet, Device, DeviceFilter, FilterMembership
 from devices_app.states import DeviceStatus
@@ -61,14 +60,6 @@ def count_devices(*, status: str | None = None) -> int:
 
 
 # --- inventory, groups and saved filters -------------------------------------------------------
-
-
-class DeviceFilterNotFound(NotFound):
-    pass
-
-
-class GroupNotFound(NotFound):
-    pass
 
 
 def inventory_devices() -> QuerySet[Device]:
@@ -164,13 +155,6 @@ def get_device_filter(*, filter_id: Any) -> DeviceFilter:
 def filter_member_count(*, filter_id: Any) -> int:
     """Accepted devices currently matching the saved filter (worker-maintained membership)."""
     return FilterMembership.objects.filter(device_filter_id=filter_id).count()
-
-
-def device_matches_filter(*, device_id: Any, filter_id: Any) -> bool:
-    """Does the accepted device currently match the saved filter? One primary-key lookup."""
-    return FilterMembership.objects.filter(
-        device_filter_id=filter_id, device_id=device_id
-    ).exists()
 
 
 def list_filter_members(*, filter_id: Any) -> QuerySet[Device]:

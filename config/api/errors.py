@@ -18,6 +18,9 @@ DOMAIN_ERROR_STATUS = {
     "conflict": status.HTTP_409_CONFLICT,
     "unprocessable": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "unauthorized": status.HTTP_401_UNAUTHORIZED,
+    "forbidden": status.HTTP_403_FORBIDDEN,
+    "too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "precondition_failed": status.HTTP_412_PRECONDITION_FAILED,
 }
 
 

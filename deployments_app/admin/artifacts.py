@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from config.admin_errors import ServiceModelAdmin, domain_error_message
 from config.errors import DomainError
 from deployments_app.models import Artifact, Release
 from deployments_app.services import artifacts as artifact_services
@@ -85,7 +86,7 @@ class ArtifactInline(admin.TabularInline):
 
 
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(ServiceModelAdmin):
     list_display = ["name", "artifacts_count", "device_types", "tags", "modified"]
     search_fields = ["name", "notes"]
     readonly_fields = ["name", "modified", "tags"]
@@ -130,14 +131,12 @@ class ReleaseAdmin(admin.ModelAdmin):
         self._delete(request, list(queryset.values_list("name", flat=True)))
 
     def _delete(self, request: HttpRequest, names: list[str]) -> None:
-        try:
+        with domain_error_message(self, request):
             artifact_services.delete_releases(names=names)
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(ServiceModelAdmin):
     list_display = [
         "name",
         "device_types",
@@ -267,9 +266,5 @@ class ArtifactAdmin(admin.ModelAdmin):
 
     def _delete(self, request: HttpRequest, artifacts: list[Artifact]) -> None:
         for artifact in artifacts:
-            try:
+            with domain_error_message(self, request, prefix=f"{artifact.name}: "):
                 artifact_services.delete_artifact(artifact_id=artifact.pk)
-            except DomainError as exc:
-                self.message_user(
-                    request, f"{artifact.name}: {exc.message}", messages.ERROR
-                )

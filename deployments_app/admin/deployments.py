@@ -7,10 +7,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpResponseRedirect
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
+from config.admin_errors import ServiceModelAdmin, domain_error_message
 from config.errors import DomainError
 from deployments_app.models import (
     Artifact,
@@ -166,7 +166,8 @@ class DeviceDeploymentInline(admin.TabularInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(ServiceModelAdmin):
+    not_saved_prefix = "Deployment not created: "
     list_display = [
         "name",
         "artifact_name",
@@ -278,18 +279,6 @@ class DeploymentAdmin(admin.ModelAdmin):
             {k: v for k, v in created.__dict__.items() if not k.startswith("_")}
         )
 
-    def add_view(
-        self, request: Any, form_url: str = "", extra_context: Any = None
-    ) -> Any:
-        try:
-            return super().add_view(request, form_url, extra_context)
-        except DomainError as exc:
-            # Raised by create_deployment inside the admin's transaction, which rolled back.
-            self.message_user(
-                request, f"Deployment not created: {exc.message}", messages.ERROR
-            )
-            return HttpResponseRedirect(request.get_full_path())
-
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
@@ -297,13 +286,11 @@ class DeploymentAdmin(admin.ModelAdmin):
     def abort_deployments(self, request: Any, queryset: QuerySet[Deployment]) -> None:
         aborted = 0
         for deployment in queryset:
-            try:
+            with domain_error_message(
+                self, request, prefix=f"{deployment.name}: ", level=messages.WARNING
+            ):
                 transitions.abort_deployment(deployment_id=deployment.pk)
                 aborted += 1
-            except DomainError as exc:
-                self.message_user(
-                    request, f"{deployment.name}: {exc.message}", messages.WARNING
-                )
         self.message_user(request, f"{aborted} deployment(s) aborted.")
 
 

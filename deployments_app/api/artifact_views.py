@@ -27,7 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import error_body, error_response
+from config.api.errors import DOMAIN_ERROR_STATUS, error_body
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
 from deployments_app.api.artifact_serializers import (
@@ -36,18 +36,15 @@ from deployments_app.api.artifact_serializers import (
     ReleaseNotesInputSerializer,
     validate_release_tags_input,
 )
+from deployments_app.api.links import public_base_url
 from deployments_app.downloads import verify_signed_request
-from deployments_app.exceptions import ArtifactTooLarge, InvalidDownloadLink
+from deployments_app.exceptions import ArtifactTooLarge, ReleaseNotFound
 from deployments_app.selectors import artifacts as selectors
 from deployments_app.services import artifacts as artifact_services
 
 ARTIFACT_LOCATION = "./management/v1/deployments/artifacts/{id}"
 # Room for the multipart framing and the small form fields around the file part.
 _MULTIPART_OVERHEAD = 1024 * 1024
-
-
-def _base_url(request: Request) -> str:
-    return settings.FLOTILLA_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
 
 
 def _artifact_filters(request: Request) -> dict[str, Any]:
@@ -78,12 +75,6 @@ class ArtifactUploadHandler(TemporaryFileUploadHandler):
         return super().receive_data_chunk(raw_data, start)
 
 
-def _too_large(request: Request, exc: ArtifactTooLarge) -> Response:
-    return error_response(
-        request, exc.message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    )
-
-
 class ArtifactListView(APIView):
     """``GET /v1/deployments/artifacts`` (unpaged, sorted by name) and ``POST`` (multipart upload)."""
 
@@ -103,9 +94,8 @@ class ArtifactListView(APIView):
         except ValueError:
             content_length = 0
         if content_length > limit + _MULTIPART_OVERHEAD:
-            return _too_large(
-                request,
-                ArtifactTooLarge(f"artifact is larger than the limit of {limit} bytes"),
+            raise ArtifactTooLarge(
+                f"artifact is larger than the limit of {limit} bytes"
             )
         django_request = request._request
         django_request.upload_handlers = [
@@ -113,8 +103,6 @@ class ArtifactListView(APIView):
         ]
         try:
             fields, files = django_request.POST, django_request.FILES
-        except ArtifactTooLarge as exc:
-            return _too_large(request, exc)
         except (
             MultiPartParserError,
             RequestDataTooBig,
@@ -127,15 +115,12 @@ class ArtifactListView(APIView):
             raise InvalidInput("request does not contain an artifact file part")
         payload = ArtifactUploadInputSerializer(data=fields)
         payload.is_valid(raise_exception=True)
-        try:
-            artifact = artifact_services.upload_artifact(
-                file=uploaded,
-                description=payload.validated_data.get("description", ""),
-                declared_size=payload.validated_data.get("size"),
-                artifact_id=payload.validated_data.get("artifact_id"),
-            )
-        except ArtifactTooLarge as exc:
-            return _too_large(request, exc)
+        artifact = artifact_services.upload_artifact(
+            file=uploaded,
+            description=payload.validated_data.get("description", ""),
+            declared_size=payload.validated_data.get("size"),
+            artifact_id=payload.validated_data.get("artifact_id"),
+        )
         return Response(
             status=status.HTTP_201_CREATED,
             headers={"Location": ARTIFACT_LOCATION.format(id=artifact.id)},
@@ -187,7 +172,7 @@ class ArtifactDownloadLinkView(APIView):
     def get(self, request: Request, artifact_id: str) -> Response:
         artifact = selectors.get_artifact(artifact_id=artifact_id)
         uri, expire = artifact_services.artifact_download_link(
-            artifact=artifact, base_url=_base_url(request)
+            artifact=artifact, base_url=public_base_url(request)
         )
         return Response({"uri": uri, "expire": selectors.rfc3339(expire)})
 
@@ -250,9 +235,7 @@ class ReleaseDetailV2View(APIView):
     def get(self, request: Request, release_name: str) -> Response:
         release = selectors.list_releases().filter(name=release_name).first()
         if release is None:
-            return error_response(
-                request, "release not found", status.HTTP_404_NOT_FOUND
-            )
+            raise ReleaseNotFound("release not found")
         return Response(selectors.release_output(release, legacy=False))
 
     def patch(self, request: Request, release_name: str) -> Response:
@@ -357,12 +340,8 @@ def artifact_download_view(request: HttpRequest, artifact_id: str) -> HttpRespon
     try:
         verify_signed_request(path=request.path_info, params=request.GET)
         artifact = selectors.get_artifact(artifact_id=artifact_id)
-    except InvalidDownloadLink as exc:
-        return _json_error(request, exc.message, 403)
     except DomainError as exc:
-        return _json_error(
-            request, exc.message, 404 if exc.kind == "not_found" else 400
-        )
+        return _json_error(request, exc.message, DOMAIN_ERROR_STATUS[exc.kind])
     storage = artifact.file.storage
     if not artifact_services.is_local_storage(storage):
         url, _expire = artifact_services.artifact_download_link(artifact=artifact)

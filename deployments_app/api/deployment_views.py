@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -13,7 +12,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
@@ -27,6 +25,8 @@ from deployments_app.api.deployment_serializers import (
     deployment_output,
     device_deployment_output,
 )
+from deployments_app.api.links import public_base_url
+from deployments_app.exceptions import DeploymentNotFound
 from deployments_app.models import Deployment
 from deployments_app.selectors import deployments as selectors
 from deployments_app.selectors.deployments import deployment_statistics
@@ -44,17 +44,15 @@ from devices_app.api.authentication import DeviceAPIView
 # ---------------------------------------------------------------- device-facing
 
 
-def _base_url(request: Request) -> str:
-    return settings.FLOTILLA_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
-
-
 def _instructions_response(
     request: Request, instructions: assignment.Instructions | None
 ) -> Response:
     if instructions is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
     artifact = instructions.artifact
-    uri, expire = artifact_download_link(artifact=artifact, base_url=_base_url(request))
+    uri, expire = artifact_download_link(
+        artifact=artifact, base_url=public_base_url(request)
+    )
     return Response(
         {
             "id": instructions.deployment_id,
@@ -265,9 +263,7 @@ class DeploymentStatisticsListView(APIView):
             return Response({})
         found = list(Deployment.objects.filter(pk__in=ids).values_list("pk", flat=True))
         if not found:
-            return error_response(
-                request, "deployments not found", status.HTTP_404_NOT_FOUND
-            )
+            raise DeploymentNotFound("deployments not found")
         stats = deployment_statistics(deployment_ids=found)
         return Response(
             [{"id": str(pk), "stats": stats[str(pk)]["status"]} for pk in found]

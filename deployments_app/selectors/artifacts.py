@@ -102,11 +102,6 @@ def get_artifact(*, artifact_id: Any) -> Artifact:
     return artifact
 
 
-def list_artifacts_by_name(*, name: str) -> QuerySet[Artifact]:
-    """All artifacts of one release (same artifact name)."""
-    return Artifact.objects.filter(name=name).order_by("modified", "id")
-
-
 def list_releases(
     *,
     name: str | None = None,

@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from devices_app import selectors
@@ -21,6 +20,7 @@ from devices_app.api.devauth_serializers import (
     DeviceOutputSerializer,
     PreauthorizeInputSerializer,
 )
+from devices_app.exceptions import AuthSetNotFound, InvalidAuthRequest, TokenNotFound
 from devices_app.services import devauth
 from devices_app.states import DeviceStatus
 
@@ -35,9 +35,7 @@ class AuthRequestView(APIView):
         signature = request.META.get("HTTP_X_MEN_SIGNATURE")
         raw_body = request.body
         if not signature:
-            return error_response(
-                request, "missing request signature header", status.HTTP_400_BAD_REQUEST
-            )
+            raise InvalidAuthRequest("missing request signature header")
         token = devauth.submit_auth_request(raw_body=raw_body, signature=signature)
         return HttpResponse(token, content_type="application/jwt")
 
@@ -112,9 +110,7 @@ class AuthSetStatusView(APIView):
             (a for a in device.auth_sets.all() if a.id == auth_set_id), None
         )
         if auth_set is None:
-            return error_response(
-                request, "auth set not found", status.HTTP_404_NOT_FOUND
-            )
+            raise AuthSetNotFound("auth set not found")
         return Response({"status": auth_set.status})
 
     def put(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
@@ -137,7 +133,7 @@ class AuthSetDetailView(APIView):
 class TokenDetailView(APIView):
     def delete(self, request: Request, token_id: Any) -> Response:
         if not devauth.revoke_device_token(token_id=token_id):
-            return error_response(request, "token not found", status.HTTP_404_NOT_FOUND)
+            raise TokenNotFound("token not found")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from devices_app.filtering import SCOPES, device_document, format_timestamp
+from config.timestamps import rfc3339
+from devices_app.filtering import SCOPES, device_document
 from devices_app.models import Device, DeviceFilter
 
 SCOPE_ORDER = ("identity", "inventory", "system", "tags")
@@ -33,7 +34,7 @@ class InventoryDeviceOutputSerializer(serializers.BaseSerializer):
         return {
             "id": str(device.id),
             "attributes": device_attribute_list(device, only=only),
-            "updated_ts": format_timestamp(device.updated_ts),
+            "updated_ts": rfc3339(device.updated_ts),
         }
 
 

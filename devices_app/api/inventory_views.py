@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
+from config.timestamps import rfc3339
 from devices_app import selectors
 from devices_app.api.authentication import DeviceAPIView
 from devices_app.api.inventory_serializers import (
@@ -26,7 +26,6 @@ from devices_app.filtering import (
     SCOPES,
     Term,
     check_patterns_in_database,
-    format_timestamp,
     parse_term,
     parse_terms,
     sort_expression,
@@ -152,16 +151,7 @@ class DeviceTagsView(APIView):
             if replace
             else inventory_services.merge_device_tags
         )
-        try:
-            write(
-                device_id=device_id,
-                tags=tags,
-                if_match=request.headers.get("If-Match"),
-            )
-        except inventory_services.TagsVersionMismatch as exc:
-            return error_response(
-                request, exc.message, status.HTTP_412_PRECONDITION_FAILED
-            )
+        write(device_id=device_id, tags=tags, if_match=request.headers.get("If-Match"))
         return Response(status=status.HTTP_200_OK)
 
     def put(self, request: Request, device_id: Any) -> Response:
@@ -295,9 +285,7 @@ def _filter_detail(device_filter: Any) -> dict[str, Any]:
     body = dict(DeviceFilterOutputSerializer(device_filter).data)
     body["member_count"] = selectors.filter_member_count(filter_id=device_filter.id)
     body["evaluated_ts"] = (
-        format_timestamp(device_filter.evaluated_ts)
-        if device_filter.evaluated_ts
-        else None
+        rfc3339(device_filter.evaluated_ts) if device_filter.evaluated_ts else None
     )
     return body
 

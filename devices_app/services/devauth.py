@@ -20,10 +20,10 @@ from devices_app.exceptions import (
     InvalidAuthRequest,
     InvalidAuthSetTransition,
     SignatureInvalid,
+    UnsupportedKey,
 )
 from devices_app.hooks import run_decommission_hooks
 from devices_app.identity import (
-    UnsupportedKey,
     canonical_identity,
     load_public_key,
     verify_signature,

@@ -10,19 +10,15 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from config.errors import Conflict, InvalidInput
+from config.errors import InvalidInput
 from devices_app import dispatch
+from devices_app.exceptions import DeviceFilterNameTaken, DeviceFilterNotFound
 from devices_app.filtering import check_patterns_in_database, parse_terms
 from devices_app.locks import device_filter_qs_for_update
 from devices_app.models import DeviceFilter
-from devices_app.selectors import DeviceFilterNotFound
 from devices_app.services.memberships import lock_memberships
 
 MAX_FILTER_NAME_LENGTH = 1024
-
-
-class DeviceFilterNameTaken(Conflict):
-    pass
 
 
 def _validate_name(name: Any) -> str:

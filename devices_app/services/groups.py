@@ -19,11 +19,16 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from config.errors import InvalidInput, NotFound
-from devices_app.exceptions import DeviceNotFound
+from config.errors import InvalidInput
+from devices_app.exceptions import (
+    DeviceNotFound,
+    DeviceNotGroupable,
+    DeviceNotInGroup,
+    GroupNotFound,
+    InvalidGroupName,
+)
 from devices_app.locks import device_qs_for_update
 from devices_app.models import GROUP_NAME_PATTERN, Device, GroupMembership
-from devices_app.selectors import GroupNotFound
 from devices_app.services.memberships import recheck_device_memberships
 from devices_app.states import DeviceStatus
 
@@ -33,18 +38,6 @@ _GROUP_NAME = re.compile(GROUP_NAME_PATTERN)
 
 DEVICE_TABLE = Device._meta.db_table
 GROUP_MEMBERSHIP_TABLE = GroupMembership._meta.db_table
-
-
-class InvalidGroupName(InvalidInput):
-    pass
-
-
-class DeviceNotGroupable(InvalidInput):
-    """Only accepted devices can be put in a static group."""
-
-
-class DeviceNotInGroup(NotFound):
-    pass
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import InvalidInput
-from devices_app.exceptions import DeviceNotFound
+from devices_app.exceptions import DeviceNotFound, InvalidInventory, TagsVersionMismatch
 from devices_app.locks import device_qs_for_update
 from devices_app.models import Device
 from devices_app.services.groups import move_devices_locked
@@ -28,14 +27,6 @@ MAX_NAME_LENGTH = 1024
 MAX_STRING_LENGTH = 4096
 MAX_LIST_LENGTH = 1024
 MAX_VALUE_BYTES = 16 * 1024
-
-
-class InvalidInventory(InvalidInput):
-    """Attributes that are malformed, of a wrong type, or over a size limit."""
-
-
-class TagsVersionMismatch(InvalidInput):
-    """``If-Match`` names a tags version that is no longer current (HTTP 412)."""
 
 
 def _check_string(value: str, where: str) -> None:

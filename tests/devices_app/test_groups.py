@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices_app.models import Device, DeviceFilter, GroupMembership
-from devices_app.selectors import device_group_names, device_matches_filter
+from devices_app.selectors import device_group_names
 from devices_app.services.groups import (
     accepted_devices_sql,
     add_devices_to_group,
@@ -20,6 +20,7 @@ from devices_app.services.groups import (
     remove_devices_from_group,
     set_device_group,
 )
+from tests.devices_app.memberships import device_matches_filter
 from tests.devices_app.test_filtering import make_device
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from devices_app.models import Device, DeviceFilter, FilterMembership
-from devices_app.selectors import device_matches_filter
 from tests.device_keys import make_key
+from tests.devices_app.memberships import device_matches_filter
 from tests.devices_app.test_devauth_api import authenticated_device
 from tests.devices_app.test_filtering import make_device
 

@@ -12,13 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices_app import tasks
+from devices_app.exceptions import DeviceFilterNotFound
 from devices_app.models import Device, DeviceFilter, FilterMembership, GroupMembership
-from devices_app.selectors import (
-    DeviceFilterNotFound,
-    device_matches_filter,
-    filter_member_count,
-    get_device_filter,
-)
+from devices_app.selectors import filter_member_count, get_device_filter
 from devices_app.services.filters import (
     create_device_filter,
     delete_device_filter,
@@ -33,6 +29,7 @@ from devices_app.services.memberships import (
     recheck_device_memberships,
     sync_device_memberships,
 )
+from tests.devices_app.memberships import device_matches_filter
 from tests.devices_app.test_filtering import make_device
 
 pytestmark = pytest.mark.django_db
