@@ -1,4 +1,4 @@
-"""Input validation for the artifact and release endpoints (output shapes: deployments_app.selectors.artifacts)."""
+"""Input validation for the artifact and release endpoints (output shapes: deployments_app.api.artifact_output)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ from rest_framework.views import APIView
 from config.api.errors import DOMAIN_ERROR_STATUS, error_body
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
+from config.timestamps import rfc3339
+from deployments_app.api.artifact_output import artifact_output, release_output
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
     ArtifactUploadInputSerializer,
@@ -83,7 +85,7 @@ class ArtifactListView(APIView):
 
     def get(self, request: Request) -> Response:
         found = selectors.list_artifacts(**_artifact_filters(request))
-        return Response([selectors.artifact_output(artifact) for artifact in found])
+        return Response([artifact_output(artifact) for artifact in found])
 
     def post(self, request: Request) -> Response:
         if not (request.content_type or "").startswith("multipart/form-data"):
@@ -136,9 +138,7 @@ class ArtifactPagedListView(APIView):
             **_artifact_filters(request), sort=request.query_params.get("sort")
         )
         total = found.count()
-        data = [
-            selectors.artifact_output(artifact) for artifact in page_slice(found, page)
-        ]
+        data = [artifact_output(artifact) for artifact in page_slice(found, page)]
         return Response(data, headers=paging_headers(request, page, total))
 
 
@@ -147,7 +147,7 @@ class ArtifactDetailView(APIView):
 
     def get(self, request: Request, artifact_id: str) -> Response:
         return Response(
-            selectors.artifact_output(selectors.get_artifact(artifact_id=artifact_id))
+            artifact_output(selectors.get_artifact(artifact_id=artifact_id))
         )
 
     def put(self, request: Request, artifact_id: str) -> Response:
@@ -174,7 +174,7 @@ class ArtifactDownloadLinkView(APIView):
         uri, expire = artifact_services.artifact_download_link(
             artifact=artifact, base_url=public_base_url(request)
         )
-        return Response({"uri": uri, "expire": selectors.rfc3339(expire)})
+        return Response({"uri": uri, "expire": rfc3339(expire)})
 
 
 # ------------------------------------------------------------------ releases
@@ -196,9 +196,7 @@ class ReleaseListV1View(APIView):
 
     def get(self, request: Request) -> Response:
         found = selectors.list_releases(**_release_filters(request))
-        return Response(
-            [selectors.release_output(release, legacy=True) for release in found]
-        )
+        return Response([release_output(release, legacy=True) for release in found])
 
 
 class ReleasePagedListV1View(APIView):
@@ -213,7 +211,7 @@ class ReleasePagedListV1View(APIView):
         )
         total = found.count()
         data = [
-            selectors.release_output(release, legacy=self.legacy)
+            release_output(release, legacy=self.legacy)
             for release in page_slice(found, page)
         ]
         return Response(data, headers=paging_headers(request, page, total))
@@ -236,7 +234,7 @@ class ReleaseDetailV2View(APIView):
         release = selectors.list_releases().filter(name=release_name).first()
         if release is None:
             raise ReleaseNotFound("release not found")
-        return Response(selectors.release_output(release, legacy=False))
+        return Response(release_output(release, legacy=False))
 
     def patch(self, request: Request, release_name: str) -> Response:
         payload = ReleaseNotesInputSerializer(data=request.data)

@@ -1,4 +1,4 @@
-"""Read functions for artifacts and releases, and their Mender JSON shapes.
+"""Read functions for artifacts and releases (their JSON shapes: deployments_app.api.artifact_output).
 
 Deployment read functions live in deployments_app.selectors.deployments.
 """
@@ -22,7 +22,6 @@ from django.db.models import (
 )
 
 from config.errors import InvalidInput
-from config.timestamps import rfc3339
 from deployments_app.exceptions import ArtifactNotFound
 from deployments_app.models import Artifact, Release
 
@@ -160,64 +159,3 @@ def list_update_types() -> list[str]:
             if payload_type:
                 types.add(payload_type)
     return sorted(types)
-
-
-# ------------------------------------------------------------------ output shapes
-
-
-def _meta_data_list(meta_data: Any) -> list[Any]:
-    # mender-cli decodes meta_data as a JSON array; an object breaks `artifacts list`.
-    if meta_data is None or meta_data == {}:
-        return []
-    if isinstance(meta_data, list):
-        return meta_data
-    return [meta_data]
-
-
-def artifact_output(artifact: Artifact) -> dict[str, Any]:
-    """The Mender artifact JSON (management API, device deployment `image`)."""
-    return {
-        "id": str(artifact.id),
-        "name": artifact.name,
-        "description": artifact.description,
-        "device_types_compatible": list(artifact.device_types_compatible),
-        "info": {"format": artifact.info_format, "version": artifact.info_version},
-        "signed": artifact.signed,
-        "updates": [
-            {
-                "type_info": {"type": (update.get("type_info") or {}).get("type")},
-                "files": list(update.get("files") or []),
-                "meta_data": _meta_data_list(update.get("meta_data")),
-            }
-            for update in artifact.updates or []
-        ],
-        "artifact_provides": dict(artifact.provides or {}),
-        "artifact_depends": dict(artifact.depends or {}),
-        "clears_artifact_provides": list(artifact.clears or []),
-        "size": artifact.size,
-        "modified": rfc3339(artifact.modified),
-    }
-
-
-def release_output(release: Release, *, legacy: bool) -> dict[str, Any]:
-    """A release: v1 (`legacy`) uses the capitalised keys Name/Artifacts/ArtifactsCount/Modified."""
-    artifacts = list(release.artifacts.all())
-    modified = max([release.modified, *(a.modified for a in artifacts)])
-    items = [artifact_output(artifact) for artifact in artifacts]
-    if legacy:
-        return {
-            "Name": release.name,
-            "Artifacts": items,
-            "ArtifactsCount": len(items),
-            "Modified": rfc3339(modified),
-            "tags": list(release.tags),
-            "notes": release.notes,
-        }
-    return {
-        "name": release.name,
-        "modified": rfc3339(modified),
-        "artifacts": items,
-        "artifacts_count": len(items),
-        "tags": list(release.tags),
-        "notes": release.notes,
-    }

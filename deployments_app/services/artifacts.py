@@ -487,3 +487,37 @@ __all__ = [
     "update_release_notes",
     "upload_artifact",
 ]
+
+
+def _meta_data_list(meta_data: Any) -> list[Any]:
+    # mender-cli decodes meta_data as a JSON array; an object breaks `artifacts list`.
+    if meta_data is None or meta_data == {}:
+        return []
+    if isinstance(meta_data, list):
+        return meta_data
+    return [meta_data]
+
+
+def artifact_snapshot(artifact: Artifact) -> dict[str, Any]:
+    """The Mender artifact JSON: stored as a device deployment's `image`, served by the management API."""
+    return {
+        "id": str(artifact.id),
+        "name": artifact.name,
+        "description": artifact.description,
+        "device_types_compatible": list(artifact.device_types_compatible),
+        "info": {"format": artifact.info_format, "version": artifact.info_version},
+        "signed": artifact.signed,
+        "updates": [
+            {
+                "type_info": {"type": (update.get("type_info") or {}).get("type")},
+                "files": list(update.get("files") or []),
+                "meta_data": _meta_data_list(update.get("meta_data")),
+            }
+            for update in artifact.updates or []
+        ],
+        "artifact_provides": dict(artifact.provides or {}),
+        "artifact_depends": dict(artifact.depends or {}),
+        "clears_artifact_provides": list(artifact.clears or []),
+        "size": artifact.size,
+        "modified": rfc3339(artifact.modified),
+    }

@@ -24,7 +24,7 @@ from deployments_app.models import (
     DeviceDeployment,
     TargetKind,
 )
-from deployments_app.selectors.artifacts import artifact_output
+from deployments_app.services.artifacts import artifact_snapshot
 from deployments_app.services.creation import target_devices_sql
 from deployments_app.services.transitions import write_device_deployment_status
 from deployments_app.sql import insert_pending_records
@@ -454,7 +454,7 @@ def _artifact_fields(artifact: Artifact) -> dict[str, Any]:
     return {
         "artifact": artifact,
         "artifact_size": artifact.size,
-        "image": artifact_output(artifact),
+        "image": artifact_snapshot(artifact),
     }
 
 
