@@ -20,7 +20,7 @@ class Outcome:
 
 @contextmanager
 def domain_error_message(
-    model_admin: admin.ModelAdmin,  # type: ignore[type-arg]
+    model_admin: admin.ModelAdmin,
     request: HttpRequest,
     *,
     prefix: str = "",
@@ -35,7 +35,7 @@ def domain_error_message(
         model_admin.message_user(request, f"{prefix}{exc.message}", level)
 
 
-class ServiceModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ServiceModelAdmin(admin.ModelAdmin):
     """A ModelAdmin whose saves and deletes call services: a refusal is a message, not a 500.
 
     Django runs the change form and the delete view in a transaction, which the error has rolled

@@ -9,7 +9,8 @@ from django.db import models
 from deployments_app.states import ACTIVE_STATUSES, FINAL_STATUSES, DeploymentStatus
 
 if TYPE_CHECKING:
-    pass
+    # Named in the QuerySet generics below, as strings: models import this module.
+    from deployments_app.models import Deployment, DeviceDeployment  # noqa: F401
 
 
 class DeploymentQuerySet(models.QuerySet["Deployment"]):

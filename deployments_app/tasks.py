@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from celery import shared_task
 from django.conf import settings
@@ -23,13 +24,13 @@ from deployments_app.services.transitions import (
 @shared_task(acks_late=True)
 def expand_deployment_task(deployment_id: str) -> int:
     """Create the device deployments of a static deployment (resumable, idempotent)."""
-    return expand_deployment(deployment_id=deployment_id)
+    return expand_deployment(deployment_id=uuid.UUID(deployment_id))
 
 
 @shared_task(acks_late=True)
 def finalise_deployment_task(deployment_id: str) -> str | None:
     """Finish the deployment if every device deployment is final (or max_devices is reached)."""
-    return finalise_deployment(deployment_id=deployment_id)
+    return finalise_deployment(deployment_id=uuid.UUID(deployment_id))
 
 
 @shared_task

@@ -36,8 +36,9 @@ class AuthSetInline(admin.TabularInline):
     model = AuthSet
     extra = 0
     can_delete = False
-    fields = ["id", "status", "ts", "pubkey"]
-    readonly_fields = fields
+    _columns = ("id", "status", "ts", "pubkey")
+    fields = _columns
+    readonly_fields = _columns
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
@@ -47,8 +48,9 @@ class GroupMembershipInline(admin.TabularInline):
     model = GroupMembership
     extra = 0
     can_delete = False
-    fields = ["group_name", "added_ts", "removed_ts"]
-    readonly_fields = fields
+    _columns = ("group_name", "added_ts", "removed_ts")
+    fields = _columns
+    readonly_fields = _columns
     ordering = ["-added_ts"]
     verbose_name_plural = "static group history"
 
@@ -77,7 +79,7 @@ class GroupListFilter(admin.SimpleListFilter):
             .values_list("group_name", flat=True)
             .distinct()[:LIST_FILTER_CHOICES_LIMIT]
         )
-        return [("-", "(no group)")] + [(name, name) for name in names]
+        return [("-", "(no group)")] + [(name, name) for name in names if name]
 
     def queryset(self, request: Any, queryset: QuerySet[Device]) -> QuerySet[Device]:
         if self.value() == "-":

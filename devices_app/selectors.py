@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ def list_devices(
     return devices.order_by("created_ts", "id")
 
 
-def get_device(*, device_id: Any) -> Device:
+def get_device(*, device_id: uuid.UUID) -> Device:
     device = list_devices().filter(pk=device_id).first()
     if device is None:
         raise DeviceNotFound("device not found")
@@ -67,7 +68,7 @@ def inventory_devices() -> QuerySet[Device]:
     return Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
 
 
-def get_inventory_device(*, device_id: Any) -> Device:
+def get_inventory_device(*, device_id: uuid.UUID) -> Device:
     device = inventory_devices().filter(pk=device_id).first()
     if device is None:
         raise DeviceNotFound("device not found")
@@ -106,12 +107,12 @@ def search_inventory_devices(
     return devices.order_by(*ordering, "created_ts", "id")
 
 
-def get_device_group(*, device_id: Any) -> str | None:
+def get_device_group(*, device_id: uuid.UUID) -> str | None:
     """The static group of a device (None if ungrouped); 404 for unknown devices."""
     return get_inventory_device(device_id=device_id).group_name
 
 
-def device_group_names(*, device_id: Any) -> list[str]:
+def device_group_names(*, device_id: uuid.UUID) -> list[str]:
     """The device's static group as a list (empty or one name), for deployment records."""
     group = (
         Device.objects.filter(pk=device_id).values_list("group_name", flat=True).first()
@@ -124,9 +125,8 @@ def list_groups(*, status: str | None = None) -> list[str]:
     devices = inventory_devices().filter(group_name__isnull=False)
     if status:
         devices = devices.filter(status=status)
-    return list(
-        devices.order_by("group_name").values_list("group_name", flat=True).distinct()
-    )
+    names = devices.order_by("group_name").values_list("group_name", flat=True)
+    return [name for name in names.distinct() if name is not None]
 
 
 def list_group_device_ids(*, group_name: str) -> QuerySet[Device]:
@@ -141,7 +141,7 @@ def list_device_filters() -> QuerySet[DeviceFilter]:
     return DeviceFilter.objects.order_by("created_ts", "id")
 
 
-def get_device_filter(*, filter_id: Any) -> DeviceFilter:
+def get_device_filter(*, filter_id: uuid.UUID) -> DeviceFilter:
     """A saved filter (``id``, ``name``, ``terms`` as stored); DeviceFilterNotFound (404) otherwise."""
     try:
         device_filter = DeviceFilter.objects.filter(pk=filter_id).first()
@@ -152,12 +152,12 @@ def get_device_filter(*, filter_id: Any) -> DeviceFilter:
     return device_filter
 
 
-def filter_member_count(*, filter_id: Any) -> int:
+def filter_member_count(*, filter_id: uuid.UUID) -> int:
     """Accepted devices currently matching the saved filter (worker-maintained membership)."""
     return FilterMembership.objects.filter(device_filter_id=filter_id).count()
 
 
-def list_filter_members(*, filter_id: Any) -> QuerySet[Device]:
+def list_filter_members(*, filter_id: uuid.UUID) -> QuerySet[Device]:
     """The devices currently matching a saved filter, oldest first."""
     return Device.objects.filter(
         filter_memberships__device_filter_id=filter_id

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from celery import shared_task
 from django.db import IntegrityError, OperationalError
@@ -38,14 +39,16 @@ RETRY_ON = (OperationalError, IntegrityError)
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def evaluate_device_filter_task(filter_id: str) -> int:
     """Make a saved filter's stored membership exact (set-based); return rows changed."""
-    change = evaluate_device_filter(filter_id=filter_id)
+    change = evaluate_device_filter(filter_id=uuid.UUID(filter_id))
     return change.inserted + change.deleted
 
 
 @shared_task(acks_late=True, autoretry_for=RETRY_ON, retry_backoff=True, max_retries=5)
 def recheck_device_memberships_task(device_ids: list[str]) -> int:
     """Re-check a batch of devices against every saved filter; return rows changed."""
-    change = sync_device_memberships(device_ids=device_ids)
+    change = sync_device_memberships(
+        device_ids=[uuid.UUID(device_id) for device_id in device_ids]
+    )
     return change.inserted + change.deleted
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django.db.models import QuerySet
+
 from config.errors import InvalidInput
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -65,5 +69,7 @@ def paging_headers(request: Any, page: Page, total: int) -> dict[str, str]:
     return {"X-Total-Count": str(total), "Link": ", ".join(links)}
 
 
-def page_slice(items: Sequence[Any], page: Page) -> Sequence[Any]:
+def page_slice(
+    items: Sequence[_T] | QuerySet[Any, _T], page: Page
+) -> Sequence[_T] | QuerySet[Any, _T]:
     return items[page.offset : page.offset + page.per_page]

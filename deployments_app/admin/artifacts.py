@@ -70,8 +70,16 @@ class ArtifactInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["id", "device_types", "signed", "size_display", "description", "modified"]
-    readonly_fields = fields
+    _columns = (
+        "id",
+        "device_types",
+        "signed",
+        "size_display",
+        "description",
+        "modified",
+    )
+    fields = _columns
+    readonly_fields = _columns
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -149,7 +157,7 @@ class ArtifactAdmin(ServiceModelAdmin):
     list_filter = ["signed", "info_version"]
     search_fields = ["name", "description", "id"]
     ordering = ["name", "-modified"]
-    fields = [
+    _columns = (
         "id",
         "name",
         "release",
@@ -164,8 +172,9 @@ class ArtifactAdmin(ServiceModelAdmin):
         "clears",
         "updates_display",
         "file",
-    ]
-    readonly_fields = [f for f in fields if f != "description"]
+    )
+    fields = _columns
+    readonly_fields = [f for f in _columns if f != "description"]
 
     @admin.display(description="device types")
     def device_types(self, artifact: Artifact) -> str:
@@ -246,7 +255,7 @@ class ArtifactAdmin(ServiceModelAdmin):
             **(extra_context or {}),
         }
         template = engines["django"].from_string(_UPLOAD_TEMPLATE)
-        return TemplateResponse(request, template, context)  # type: ignore[arg-type]
+        return TemplateResponse(request, template, context)
 
     def save_model(
         self, request: HttpRequest, obj: Artifact, form: Any, change: bool

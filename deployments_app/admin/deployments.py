@@ -70,7 +70,9 @@ class DeploymentCreateForm(forms.ModelForm):
         names = (
             Artifact.objects.order_by("name").values_list("name", flat=True).distinct()
         )
-        self.fields["release"].choices = [(name, name) for name in names]
+        release = self.fields["release"]
+        assert isinstance(release, forms.ChoiceField)  # declared on this form
+        release.choices = [(name, name) for name in names]
 
     def clean_phases(self) -> list[PhaseRequest]:
         phases = []
@@ -124,7 +126,7 @@ class PhaseInline(admin.TabularInline):
     model = DeploymentPhase
     extra = 0
     can_delete = False
-    fields = [
+    _columns = (
         "number",
         "batch_size",
         "start_ts",
@@ -132,8 +134,9 @@ class PhaseInline(admin.TabularInline):
         "device_count",
         "started_at",
         "progress",
-    ]
-    readonly_fields = fields
+    )
+    fields = _columns
+    readonly_fields = _columns
 
     @admin.display(description="Admitted / capacity")
     def progress(self, phase: DeploymentPhase) -> str:
@@ -148,7 +151,7 @@ class DeviceDeploymentInline(admin.TabularInline):
     model = DeviceDeployment
     extra = 0
     can_delete = False
-    fields = [
+    _columns = (
         "device",
         "status",
         "substate",
@@ -156,8 +159,9 @@ class DeviceDeploymentInline(admin.TabularInline):
         "started",
         "finished",
         "has_log",
-    ]
-    readonly_fields = fields
+    )
+    fields = _columns
+    readonly_fields = _columns
     show_change_link = True
     max_num = 0
 
@@ -223,16 +227,21 @@ class DeploymentAdmin(ServiceModelAdmin):
 
     @admin.display(description="Progress")
     def progress(self, deployment: Deployment) -> str:
-        total = deployment.total_count or 0
-        percent = round(100 * deployment.final_count / total) if total else 0
+        # Annotated by get_queryset.
+        counts: dict[str, int] = {
+            name: getattr(deployment, f"{name}_count") or 0
+            for name in ("total", "final", "success", "failure")
+        }
+        total = counts["total"]
+        percent = round(100 * counts["final"] / total) if total else 0
         return format_html(
             '<div style="width:120px;background:#ddd"><div style="width:{}%;background:#417690;height:8px">'
             "</div></div>{}/{} finished, {} success, {} failure",
             percent,
-            deployment.final_count,
+            counts["final"],
             total,
-            deployment.success_count,
-            deployment.failure_count,
+            counts["success"],
+            counts["failure"],
         )
 
     @admin.display(description="Statistics")

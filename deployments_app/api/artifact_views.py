@@ -332,9 +332,9 @@ def artifact_download_view(request: HttpRequest, artifact_id: str) -> HttpRespon
     honours ``Range`` (206 + Content-Range), never compresses and never chunks.
     """
     if request.method not in ("GET", "HEAD"):
-        response = _json_error(request, "method not allowed", 405)
-        response["Allow"] = "GET, HEAD"
-        return response
+        not_allowed = _json_error(request, "method not allowed", 405)
+        not_allowed["Allow"] = "GET, HEAD"
+        return not_allowed
     try:
         verify_signed_request(path=request.path_info, params=request.GET)
         artifact = selectors.get_artifact(artifact_id=artifact_id)
@@ -345,7 +345,7 @@ def artifact_download_view(request: HttpRequest, artifact_id: str) -> HttpRespon
         url, _expire = artifact_services.artifact_download_link(artifact=artifact)
         return HttpResponseRedirect(url)
     try:
-        handle = open(storage.path(artifact.file.name), "rb")  # noqa: SIM115 - closed by the response
+        handle = open(storage.path(artifact.file.name or ""), "rb")  # noqa: SIM115 - closed by the response
     except FileNotFoundError:
         return _json_error(request, "artifact file not found", 404)
     size = os.fstat(handle.fileno()).st_size
@@ -353,9 +353,9 @@ def artifact_download_view(request: HttpRequest, artifact_id: str) -> HttpRespon
         byte_range = _requested_range(request.headers.get("Range"), size)
     except _Unsatisfiable:
         handle.close()
-        response = _json_error(request, "requested range not satisfiable", 416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+        refused = _json_error(request, "requested range not satisfiable", 416)
+        refused["Content-Range"] = f"bytes */{size}"
+        return refused
     body: Any = handle
     status_code = 200
     length = size

@@ -39,7 +39,7 @@ from deployments_app.services import (
 )
 from deployments_app.services.artifacts import artifact_download_link
 from deployments_app.states import DeploymentStatus, statuses_for_filter
-from devices_app.api.authentication import DeviceAPIView
+from devices_app.api.authentication import DeviceAPIView, device_id_of
 
 # ---------------------------------------------------------------- device-facing
 
@@ -86,7 +86,7 @@ def _poll_response(request: Request, provides: Any) -> Response:
         provides=provides,
     )
     instructions = assignment.assign_next_deployment(
-        device_id=request.user.id, request=poll
+        device_id=device_id_of(request), request=poll
     )
     return _instructions_response(request, instructions)
 
@@ -122,7 +122,7 @@ class DeviceDeploymentStatusView(DeviceAPIView, APIView):
         payload = StatusReportInputSerializer(data=_json_object(request))
         payload.is_valid(raise_exception=True)
         transitions.report_device_deployment_status(
-            device_id=request.user.id,
+            device_id=device_id_of(request),
             deployment_id=deployment_id,
             status=payload.validated_data["status"],
             substate=payload.validated_data["substate"],
@@ -135,7 +135,7 @@ class DeviceDeploymentLogView(DeviceAPIView, APIView):
 
     def put(self, request: Request, deployment_id: Any) -> Response:
         logs.save_device_deployment_log(
-            device_id=request.user.id,
+            device_id=device_id_of(request),
             deployment_id=deployment_id,
             messages=_json_object(request).get("messages"),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,7 +29,7 @@ _COUNTS_SIZE = (
 )
 
 
-def get_deployment(*, deployment_id: Any) -> Deployment:
+def get_deployment(*, deployment_id: uuid.UUID) -> Deployment:
     deployment = Deployment.objects.filter(pk=deployment_id).first()
     if deployment is None:
         raise DeploymentNotFound("deployment not found")
@@ -36,7 +37,7 @@ def get_deployment(*, deployment_id: Any) -> Deployment:
 
 
 def deployment_statistics(
-    *, deployment_ids: Iterable[Any]
+    *, deployment_ids: Iterable[uuid.UUID]
 ) -> dict[str, dict[str, Any]]:
     """Counters per device-deployment status and total_size, for several deployments in one query.
 
@@ -88,7 +89,7 @@ def list_deployments(
 
 
 def list_deployment_devices(
-    *, deployment_id: Any, statuses: Iterable[str] | None = None
+    *, deployment_id: uuid.UUID, statuses: Iterable[str] | None = None
 ) -> QuerySet[DeviceDeployment]:
     """The deployment's device records, sorted by status then device id."""
     records = DeviceDeployment.objects.live().filter(deployment_id=deployment_id)
@@ -113,7 +114,7 @@ def deployment_target_ids(*, deployment: Deployment) -> list[str]:
 
 
 def device_deployment_history(
-    *, device_id: Any, statuses: Iterable[str] | None = None
+    *, device_id: uuid.UUID, statuses: Iterable[str] | None = None
 ) -> QuerySet[DeviceDeployment]:
     """A device's records across deployments, newest first (logically deleted ones included)."""
     records = DeviceDeployment.objects.select_related("deployment").filter(
@@ -125,7 +126,7 @@ def device_deployment_history(
 
 
 def get_device_deployment_log(
-    *, deployment_id: Any, device_id: Any
+    *, deployment_id: uuid.UUID, device_id: uuid.UUID
 ) -> list[dict[str, str]]:
     log = (
         DeviceDeploymentLog.objects.filter(
@@ -138,4 +139,5 @@ def get_device_deployment_log(
     )
     if log is None:
         raise DeviceDeploymentNotFound("no log for this device and deployment")
-    return log.messages
+    messages: list[dict[str, str]] = log.messages
+    return messages

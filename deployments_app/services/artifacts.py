@@ -107,7 +107,7 @@ def check_artifact_upload_size(
 
 
 def parse_artifact_upload(
-    *, file: IO[bytes] | File, declared_size: int | None = None
+    *, file: IO[bytes] | File[bytes], declared_size: int | None = None
 ) -> ArtifactMeta:
     """Read and fully verify an uploaded artifact file; nothing is stored.
 
@@ -159,7 +159,7 @@ def artifact_depends(*, meta: ArtifactMeta) -> dict[str, Any]:
 
 def upload_artifact(
     *,
-    file: IO[bytes] | File,
+    file: IO[bytes] | File[bytes],
     description: str = "",
     declared_size: int | None = None,
     artifact_id: uuid.UUID | None = None,
@@ -178,7 +178,7 @@ def upload_artifact(
 
 def register_artifact(
     *,
-    file: IO[bytes] | File,
+    file: IO[bytes] | File[bytes],
     meta: ArtifactMeta,
     description: str = "",
     artifact_id: uuid.UUID | None = None,
@@ -331,7 +331,9 @@ def artifact_download_link(
     expire = (timezone.now() + ttl).replace(microsecond=0)
     storage = artifact.file.storage
     if not is_local_storage(storage):
-        url = storage.url(
+        # S3 storage (django-storages) takes presigning options that Storage.url() does not declare.
+        presigning: Any = storage
+        url = presigning.url(
             artifact.file.name,
             parameters={
                 "ResponseContentType": ARTIFACT_CONTENT_TYPE,
@@ -357,7 +359,7 @@ def is_local_storage(storage: Storage) -> bool:
 # ------------------------------------------------------------------ helpers
 
 
-def _file_size(file: IO[bytes] | File) -> int | None:
+def _file_size(file: IO[bytes] | File[bytes]) -> int | None:
     size = getattr(file, "size", None)
     if isinstance(size, int):
         return size
@@ -371,7 +373,7 @@ def _file_size(file: IO[bytes] | File) -> int | None:
     return end
 
 
-def _as_django_file(file: IO[bytes] | File) -> File:
+def _as_django_file(file: IO[bytes] | File[bytes]) -> File[bytes]:
     return file if isinstance(file, File) else File(file)
 
 
@@ -455,7 +457,7 @@ def _delete_artifact_rows(artifact: Artifact) -> None:
     transaction.on_commit(lambda: _delete_stored_file(stored_name))
 
 
-def _delete_stored_file(name: str) -> None:
+def _delete_stored_file(name: str | None) -> None:
     if not name:
         return
     try:

@@ -94,7 +94,7 @@ def build_poll_request(
 
 
 def assign_next_deployment(
-    *, device_id: Any, request: PollRequest
+    *, device_id: uuid.UUID, request: PollRequest
 ) -> Instructions | None:
     """Return the deployment the device should install now, or None (204).
 
@@ -134,6 +134,7 @@ def assign_next_deployment(
             return None
         _assign_artifact(record, artifact)
     artifact = record.artifact
+    assert artifact is not None  # assigned just above or when the record was admitted
     if (
         not record.deployment.force_installation
         and record.status == DeviceDeploymentStatus.PENDING
@@ -148,7 +149,7 @@ def assign_next_deployment(
 
 
 def _record_reported_inventory(
-    device_id: Any, request: PollRequest, *, current: dict[str, Any]
+    device_id: uuid.UUID, request: PollRequest, *, current: dict[str, Any]
 ) -> bool:
     """Store what the poll reports in the device's inventory; True if that changed anything."""
     reported = {
@@ -172,7 +173,7 @@ def _record_reported_inventory(
 class ActiveRecord:
     """The device's oldest admitted active record, as the overview reads it."""
 
-    deployment_id: Any
+    deployment_id: uuid.UUID
     status: str
     request: dict[str, Any] | None
     force_installation: bool
@@ -192,7 +193,7 @@ class PollOverview:
         return self.active is not None or self.has_unexpanded or self.has_candidate
 
 
-def _poll_overview(device_id: Any) -> PollOverview:
+def _poll_overview(device_id: uuid.UUID) -> PollOverview:
     """One round trip with everything a poll needs to decide in the common cases.
 
     The device's inventory, its oldest admitted active record with the assigned artifact
@@ -278,7 +279,7 @@ def _poll_overview(device_id: Any) -> PollOverview:
             device_types,
             artifact_file,
             artifact_size,
-        ) = cursor.fetchone()
+        ) = _one_row(cursor.fetchone())
     active = None
     if deployment_id is not None:
         artifact = None
@@ -307,6 +308,11 @@ def _poll_overview(device_id: Any) -> PollOverview:
     )
 
 
+def _one_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    assert row is not None  # the query selects from a one-row CTE
+    return row
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -332,7 +338,7 @@ def _resumed_instructions(
     )
 
 
-def _active_admitted_record(device_id: Any) -> DeviceDeployment | None:
+def _active_admitted_record(device_id: uuid.UUID) -> DeviceDeployment | None:
     return (
         DeviceDeployment.objects.live()
         .active()
@@ -344,7 +350,7 @@ def _active_admitted_record(device_id: Any) -> DeviceDeployment | None:
 
 
 def _admit_next(
-    device_id: Any, request: PollRequest, overview: PollOverview
+    device_id: uuid.UUID, request: PollRequest, overview: PollOverview
 ) -> DeviceDeployment | None:
     after = overview.newest_final
     if overview.has_unexpanded:
@@ -364,7 +370,9 @@ def _admit_next(
     return None
 
 
-def materialise_unexpanded_targets(device_id: Any, after: dt.datetime | None) -> None:
+def materialise_unexpanded_targets(
+    device_id: uuid.UUID, after: dt.datetime | None
+) -> None:
     """Give the device its row now in static deployments a worker has not expanded yet.
 
     Without this, a device polling during an expansion could be handed a newer deployment
@@ -383,7 +391,7 @@ def materialise_unexpanded_targets(device_id: Any, after: dt.datetime | None) ->
 
 
 def _oldest_static_target(
-    device_id: Any, after: dt.datetime | None
+    device_id: uuid.UUID, after: dt.datetime | None
 ) -> DeviceDeployment | None:
     targets = (
         DeviceDeployment.objects.live()
@@ -401,7 +409,7 @@ def _oldest_static_target(
 
 
 def _oldest_dynamic_candidate(
-    device_id: Any, after: dt.datetime | None
+    device_id: uuid.UUID, after: dt.datetime | None
 ) -> Deployment | None:
     member_of = FilterMembership.objects.filter(device_id=device_id).values(
         "device_filter_id"
@@ -493,7 +501,7 @@ def _admit_static(
 
 
 def _admit_dynamic(
-    deployment: Deployment, device_id: Any, request: PollRequest
+    deployment: Deployment, device_id: uuid.UUID, request: PollRequest
 ) -> DeviceDeployment | None:
     now = timezone.now()
     assignment = _assignment_fields(deployment, request)

@@ -108,7 +108,8 @@ def _targets_now(target_kind: str, group_name: str | None, *, count: bool) -> in
     )
     with connection.cursor() as cursor:
         cursor.execute(probe_sql, params)
-        return cursor.fetchone()[0]
+        (targets,) = cursor.fetchone()
+    return int(targets)
 
 
 def phase_capacities(batch_sizes: list[int | None], total: int) -> list[int]:
@@ -174,7 +175,7 @@ def create_deployment(
     devices: list[Any] | None = None,
     all_devices: bool = False,
     group: str | None = None,
-    filter_id: Any = None,
+    filter_id: uuid.UUID | None = None,
     force_installation: bool = False,
     phases: list[PhaseRequest] | None = None,
     retries: int = 0,
@@ -200,7 +201,7 @@ def create_deployment(
 
     phase_requests = _validate_phases(phases or [], now)
     filter_snapshot, target_count = None, len(device_ids)
-    if target_kind == TargetKind.DYNAMIC:
+    if filter_id is not None:  # the dynamic target kind
         device_filter = get_device_filter(filter_id=filter_id)
         filter_snapshot = {
             "id": str(device_filter.id),
@@ -309,7 +310,9 @@ def _create_phases(
     )
 
 
-def expand_deployment(*, deployment_id: Any, batch_size: int | None = None) -> int:
+def expand_deployment(
+    *, deployment_id: uuid.UUID, batch_size: int | None = None
+) -> int:
     """Insert one pending device deployment per static target, set-based, in resumable batches.
 
     Each batch commits with the cursor, so a worker killed mid-way resumes where the last

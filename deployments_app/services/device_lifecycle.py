@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +15,7 @@ from deployments_app.sql import insert_pending_records
 from deployments_app.states import DeploymentStatus, DeviceDeploymentStatus
 
 
-def _finish_device_records(device_id: Any, to: str) -> int:
+def _finish_device_records(device_id: uuid.UUID, to: str) -> int:
     """Every unfinished record of the device becomes ``to``; unexpanded static targets included.
 
     Static deployments listing the device can then finish: unexpanded ones get the device's
@@ -26,19 +26,19 @@ def _finish_device_records(device_id: Any, to: str) -> int:
 
 
 @transaction.atomic
-def decommission_device_deployments(*, device_id: Any) -> int:
+def decommission_device_deployments(*, device_id: uuid.UUID) -> int:
     """The decommissioned device's unfinished records become ``decommissioned``; returns how many."""
     return _finish_device_records(device_id, DeviceDeploymentStatus.DECOMMISSIONED)
 
 
 @transaction.atomic
-def abort_device_deployments(*, device_id: Any) -> int:
+def abort_device_deployments(*, device_id: uuid.UUID) -> int:
     """``DELETE /deployments/devices/{id}``: the device's unfinished records become ``aborted``."""
     return _finish_device_records(device_id, DeviceDeploymentStatus.ABORTED)
 
 
 @transaction.atomic
-def reset_device_deployment_history(*, device_id: Any) -> int:
+def reset_device_deployment_history(*, device_id: uuid.UUID) -> int:
     """Logically delete the device's finished records so it is eligible again (spec §1.14).
 
     Active static deployments it had finished get a fresh target row for it; dynamic ones

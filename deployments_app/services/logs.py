@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -17,7 +18,7 @@ LOG_FIELDS = ("timestamp", "level", "message")
 
 
 def save_device_deployment_log(
-    *, device_id: Any, deployment_id: Any, messages: Any
+    *, device_id: uuid.UUID, deployment_id: uuid.UUID, messages: Any
 ) -> None:
     """Store the device's log for a deployment (spec §2.8)."""
     if not isinstance(messages, list) or not messages:

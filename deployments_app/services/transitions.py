@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,7 +39,7 @@ _CAS_ATTEMPTS = 5
 
 def set_deployment_status(
     *,
-    deployment_ids: Iterable[Any],
+    deployment_ids: Iterable[uuid.UUID],
     to: str,
     only_from: Iterable[str] | None = None,
     now: dt.datetime | None = None,
@@ -111,7 +112,7 @@ def _after_device_status_change(device_deployment: DeviceDeployment, to: str) ->
 
 
 def report_device_deployment_status(
-    *, device_id: Any, deployment_id: Any, status: str, substate: str = ""
+    *, device_id: uuid.UUID, deployment_id: uuid.UUID, status: str, substate: str = ""
 ) -> DeviceDeployment:
     """A device's status report (spec §2.3), with retries turning early failures back to pending."""
     if status not in DEVICE_REPORTABLE_STATUSES:
@@ -150,7 +151,9 @@ def report_device_deployment_status(
     raise FinalStatusLocked("device deployment changed concurrently; retry")
 
 
-def _current_record(*, device_id: Any, deployment_id: Any) -> DeviceDeployment:
+def _current_record(
+    *, device_id: uuid.UUID, deployment_id: uuid.UUID
+) -> DeviceDeployment:
     record = (
         DeviceDeployment.objects.live()
         .select_related("deployment")
@@ -166,7 +169,7 @@ def _current_record(*, device_id: Any, deployment_id: Any) -> DeviceDeployment:
     return record
 
 
-def abort_deployment(*, deployment_id: Any) -> None:
+def abort_deployment(*, deployment_id: uuid.UUID) -> None:
     """Abort every unfinished device deployment (pending ones too) and finish the deployment."""
     now = timezone.now()
     with transaction.atomic():
@@ -183,7 +186,7 @@ def abort_deployment(*, deployment_id: Any) -> None:
         )
 
 
-def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
+def finish_device_records(*, device_id: uuid.UUID, to: str) -> set[uuid.UUID]:
     """Set-based: every unfinished record of the device in an unfinished deployment becomes ``to``.
 
     Used for device abort and decommissioning. Returns the deployments touched, each of which
@@ -216,7 +219,7 @@ def finish_device_records(*, device_id: Any, to: str) -> set[Any]:
     return deployment_ids
 
 
-def finalise_deployment(*, deployment_id: Any) -> str | None:
+def finalise_deployment(*, deployment_id: uuid.UUID) -> str | None:
     """Finish the deployment if its rule says so (spec §1.9); return its resulting status."""
     with transaction.atomic():
         deployment = deployment_qs_for_update().filter(pk=deployment_id).first()

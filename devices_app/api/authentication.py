@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from config.api.tokens import DEVICE_CLAIM, InvalidToken, bearer_token, decode_token
 from devices_app.models import Device
 from devices_app.selectors import get_device_for_token
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+
+
+def device_id_of(request: Request) -> uuid.UUID:
+    """The id of the device whose token authenticated the request (views behind IsDevice)."""
+    device = request.user
+    if not isinstance(device, Device):
+        raise exceptions.NotAuthenticated("not a device")
+    return device.id
 
 
 class DeviceTokenAuthentication(authentication.BaseAuthentication):
@@ -48,5 +62,7 @@ class IsDevice(BasePermission):
 class DeviceAPIView:
     """Mixin for device-facing views: device token auth, JSON in."""
 
-    authentication_classes = [DeviceTokenAuthentication]
-    permission_classes = [IsDevice]
+    authentication_classes: Sequence[type[authentication.BaseAuthentication]] = [
+        DeviceTokenAuthentication
+    ]
+    permission_classes: Sequence[_PermissionClass] = [IsDevice]

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from devices_app import selectors
-from devices_app.api.authentication import DeviceAPIView
+from devices_app.api.authentication import DeviceAPIView, device_id_of
 from devices_app.api.devauth_serializers import (
     DEVICE_STATUS_FILTERS,
     AuthSetStatusInputSerializer,
@@ -47,7 +47,7 @@ class DevicePingView(DeviceAPIView, APIView):
     """
 
     def get(self, request: Request) -> Response:
-        return Response({"id": str(request.user.id)})
+        return Response({"id": str(device_id_of(request))})
 
     post = get
 

@@ -69,7 +69,7 @@ class AttributeSelectionInputSerializer(serializers.Serializer):
 class DeviceSearchInputSerializer(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=20)
-    filters = serializers.JSONField(default=list)
+    filters = serializers.JSONField(default=list)  # type: ignore[arg-type]  # the stubs allow only mapping defaults
     sort = SortInputSerializer(many=True, required=False, default=list)
     attributes = AttributeSelectionInputSerializer(many=True, required=False)
     text = serializers.CharField(allow_blank=True, required=False)

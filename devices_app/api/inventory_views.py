@@ -14,7 +14,7 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
 from devices_app import selectors
-from devices_app.api.authentication import DeviceAPIView
+from devices_app.api.authentication import DeviceAPIView, device_id_of
 from devices_app.api.inventory_serializers import (
     DeviceFilterInputSerializer,
     DeviceFilterOutputSerializer,
@@ -46,7 +46,7 @@ class DeviceInventoryAttributesView(DeviceAPIView, APIView):
             request.data, scope="inventory"
         )
         inventory_services.replace_device_inventory(
-            device_id=request.user.id, attributes=attributes
+            device_id=device_id_of(request), attributes=attributes
         )
         return HttpResponse(status=status.HTTP_200_OK)
 
@@ -55,7 +55,7 @@ class DeviceInventoryAttributesView(DeviceAPIView, APIView):
             request.data, scope="inventory"
         )
         inventory_services.merge_device_inventory(
-            device_id=request.user.id, attributes=attributes
+            device_id=device_id_of(request), attributes=attributes
         )
         return HttpResponse(status=status.HTTP_200_OK)
 

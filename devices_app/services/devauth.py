@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +173,7 @@ def _write_device_status(device: Device, to: DeviceStatus) -> None:
     recheck_device_memberships(device_ids=[device.pk])
 
 
-def _lock_device(device_id: Any) -> Device:
+def _lock_device(device_id: uuid.UUID) -> Device:
     device = device_qs_for_update().filter(pk=device_id).first()
     if device is None:
         raise DeviceNotFound("device not found")
@@ -180,7 +181,9 @@ def _lock_device(device_id: Any) -> Device:
 
 
 @transaction.atomic
-def set_auth_set_status(*, device_id: Any, auth_set_id: Any, to: str) -> AuthSet:
+def set_auth_set_status(
+    *, device_id: uuid.UUID, auth_set_id: uuid.UUID, to: str
+) -> AuthSet:
     """Accept, reject or reset an auth set (operator decision); idempotent for the current status."""
     device = _lock_device(device_id)
     if device.status == DeviceStatus.DECOMMISSIONED:
@@ -247,7 +250,7 @@ def preauthorize_device(
 
 
 @transaction.atomic
-def decommission_device(*, device_id: Any) -> Device:
+def decommission_device(*, device_id: uuid.UUID) -> Device:
     """Retire a device for good: every token it holds stops working and it cannot authenticate again."""
     device = _lock_device(device_id)
     DeviceToken.objects.filter(device=device).delete()
@@ -257,7 +260,7 @@ def decommission_device(*, device_id: Any) -> Device:
 
 
 @transaction.atomic
-def delete_auth_set(*, device_id: Any, auth_set_id: Any) -> None:
+def delete_auth_set(*, device_id: uuid.UUID, auth_set_id: uuid.UUID) -> None:
     """Remove one auth set (its tokens die with it); a device left without any is deleted if never accepted."""
     device = _lock_device(device_id)
     deleted, _ = AuthSet.objects.filter(device=device, pk=auth_set_id).delete()
@@ -274,7 +277,7 @@ def delete_auth_set(*, device_id: Any, auth_set_id: Any) -> None:
     _refresh_device_status(device)
 
 
-def revoke_device_token(*, token_id: Any) -> bool:
+def revoke_device_token(*, token_id: uuid.UUID) -> bool:
     """Delete one issued device token; True if it existed."""
     deleted, _ = DeviceToken.objects.filter(pk=token_id).delete()
     return deleted > 0

@@ -6,6 +6,7 @@ here dispatches a set-based evaluation after commit.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -57,7 +58,7 @@ def create_device_filter(*, name: str, terms: Any) -> DeviceFilter:
 
 
 def update_device_filter(
-    *, filter_id: Any, name: str | None = None, terms: Any = None
+    *, filter_id: uuid.UUID, name: str | None = None, terms: Any = None
 ) -> DeviceFilter:
     """Rename a saved filter and/or replace its terms; a changed filter is re-evaluated."""
     new_name = _validate_name(name) if name is not None else None
@@ -80,7 +81,7 @@ def update_device_filter(
 
 
 @transaction.atomic
-def delete_device_filter(*, filter_id: Any) -> None:
+def delete_device_filter(*, filter_id: uuid.UUID) -> None:
     """Delete a saved filter and its stored membership."""
     # Exclusive: no single-device re-check may be adding rows for this filter meanwhile.
     lock_memberships(exclusive=True)

@@ -75,7 +75,7 @@ def parse_device_ids(raw: Any) -> list[uuid.UUID]:
 
 
 def move_devices_locked(
-    *, device_ids: Sequence[Any], group_name: str | None, now: dt.datetime
+    *, device_ids: Sequence[uuid.UUID], group_name: str | None, now: dt.datetime
 ) -> None:
     """Close the devices' open stays and open new ones in ``group_name`` (None: ungroup).
 
@@ -98,7 +98,7 @@ def move_devices_locked(
     recheck_device_memberships(device_ids=device_ids)
 
 
-def _lock_device(device_id: Any) -> Device:
+def _lock_device(device_id: uuid.UUID) -> Device:
     device = (
         device_qs_for_update()
         .exclude(status=DeviceStatus.DECOMMISSIONED)
@@ -112,7 +112,7 @@ def _lock_device(device_id: Any) -> Device:
 
 
 @transaction.atomic
-def set_device_group(*, device_id: Any, group_name: str) -> bool:
+def set_device_group(*, device_id: uuid.UUID, group_name: str) -> bool:
     """Put an accepted device in a static group (moving it out of its current one); True if it moved."""
     group_name = validate_group_name(group_name)
     device = _lock_device(device_id)
@@ -127,7 +127,7 @@ def set_device_group(*, device_id: Any, group_name: str) -> bool:
 
 
 @transaction.atomic
-def clear_device_group(*, device_id: Any, group_name: str) -> None:
+def clear_device_group(*, device_id: uuid.UUID, group_name: str) -> None:
     """Take a device out of the named group (404 if it is not in it)."""
     device = _lock_device(device_id)
     if device.group_name != group_name:
@@ -136,7 +136,7 @@ def clear_device_group(*, device_id: Any, group_name: str) -> None:
 
 
 def _lock_devices(
-    device_ids: Sequence[Any], **conditions: Any
+    device_ids: Sequence[uuid.UUID], **conditions: Any
 ) -> list[tuple[Any, str | None]]:
     # Fixed lock order (by id) so concurrent bulk changes cannot deadlock.
     return list(
@@ -148,7 +148,9 @@ def _lock_devices(
 
 
 @transaction.atomic
-def add_devices_to_group(*, group_name: str, device_ids: Sequence[Any]) -> GroupUpdate:
+def add_devices_to_group(
+    *, group_name: str, device_ids: Sequence[uuid.UUID]
+) -> GroupUpdate:
     """Move many devices into a group; unknown and not-accepted devices are not matched."""
     group_name = validate_group_name(group_name)
     locked = _lock_devices(device_ids, status=DeviceStatus.ACCEPTED)
@@ -159,7 +161,7 @@ def add_devices_to_group(*, group_name: str, device_ids: Sequence[Any]) -> Group
 
 @transaction.atomic
 def remove_devices_from_group(
-    *, group_name: str, device_ids: Sequence[Any]
+    *, group_name: str, device_ids: Sequence[uuid.UUID]
 ) -> GroupUpdate:
     """Take the listed devices that are in ``group_name`` out of it."""
     group_name = validate_group_name(group_name)

@@ -148,7 +148,7 @@ def _next_attributes(
 
 
 def _write_inventory(
-    device_id: Any, attributes: Mapping[str, Any], *, replace: bool
+    device_id: uuid.UUID, attributes: Mapping[str, Any], *, replace: bool
 ) -> bool:
     attributes = validate_attributes(attributes)
     current = (
@@ -175,7 +175,9 @@ def _write_inventory(
     return True
 
 
-def replace_device_inventory(*, device_id: Any, attributes: Mapping[str, Any]) -> bool:
+def replace_device_inventory(
+    *, device_id: uuid.UUID, attributes: Mapping[str, Any]
+) -> bool:
     """Replace the device-reported ``inventory`` scope (PUT); True if anything changed.
 
     An identical inventory costs one read and no write.
@@ -183,7 +185,9 @@ def replace_device_inventory(*, device_id: Any, attributes: Mapping[str, Any]) -
     return _write_inventory(device_id, attributes, replace=True)
 
 
-def merge_device_inventory(*, device_id: Any, attributes: Mapping[str, Any]) -> bool:
+def merge_device_inventory(
+    *, device_id: uuid.UUID, attributes: Mapping[str, Any]
+) -> bool:
     """Upsert ``inventory``-scope attributes (PATCH); True if anything changed.
 
     No write when nothing changes. When something does, the device's saved-filter memberships
@@ -203,7 +207,11 @@ def _check_if_match(device: Device, if_match: str | None) -> None:
 
 
 def _write_tags(
-    device_id: Any, tags: Mapping[str, Any], *, replace: bool, if_match: str | None
+    device_id: uuid.UUID,
+    tags: Mapping[str, Any],
+    *,
+    replace: bool,
+    if_match: str | None,
 ) -> bool:
     tags = validate_attributes(tags, strings_only=True)
     with transaction.atomic():
@@ -227,21 +235,21 @@ def _write_tags(
 
 
 def replace_device_tags(
-    *, device_id: Any, tags: Mapping[str, Any], if_match: str | None = None
+    *, device_id: uuid.UUID, tags: Mapping[str, Any], if_match: str | None = None
 ) -> bool:
     """Replace a device's tags; ``if_match`` (an ETag) guards against lost updates."""
     return _write_tags(device_id, tags, replace=True, if_match=if_match)
 
 
 def merge_device_tags(
-    *, device_id: Any, tags: Mapping[str, Any], if_match: str | None = None
+    *, device_id: uuid.UUID, tags: Mapping[str, Any], if_match: str | None = None
 ) -> bool:
     """Upsert some of a device's tags; ``if_match`` (an ETag) guards against lost updates."""
     return _write_tags(device_id, tags, replace=False, if_match=if_match)
 
 
 @transaction.atomic
-def clear_device_inventory(*, device_id: Any) -> None:
+def clear_device_inventory(*, device_id: uuid.UUID) -> None:
     """Forget a device's inventory, tags and static group (``DELETE /inventory/devices/{id}``)."""
     device = (
         device_qs_for_update()

@@ -177,15 +177,15 @@ def _batch_upper_bound(lower: uuid.UUID | None, batch_size: int) -> uuid.UUID | 
 
 
 def evaluate_device_filter(
-    *, filter_id: Any, batch_size: int | None = None
+    *, filter_id: uuid.UUID, batch_size: int | None = None
 ) -> MembershipChange:
     """Make one saved filter's stored membership exact, set-based, in device-id batches.
 
     Each batch is its own short transaction under the exclusive membership lock, so device
     inventory writes wait at most one batch. Idempotent: re-running writes only differences.
     """
-    batch_size = batch_size or getattr(
-        settings, "FLOTILLA_FILTER_EVALUATION_BATCH", DEFAULT_EVALUATION_BATCH
+    batch_size = batch_size or int(
+        getattr(settings, "FLOTILLA_FILTER_EVALUATION_BATCH", DEFAULT_EVALUATION_BATCH)
     )
     started = timezone.now()
     total = MembershipChange()
@@ -211,7 +211,7 @@ def evaluate_device_filter(
     return total
 
 
-def sync_device_memberships(*, device_ids: Sequence[Any]) -> MembershipChange:
+def sync_device_memberships(*, device_ids: Sequence[uuid.UUID]) -> MembershipChange:
     """Re-check these devices against every saved filter, set-based (one statement per 50 filters)."""
     ids = sorted({str(device_id) for device_id in device_ids})
     if not ids:
@@ -238,7 +238,7 @@ def sync_device_memberships(*, device_ids: Sequence[Any]) -> MembershipChange:
     return total
 
 
-def recheck_device_memberships(*, device_ids: Iterable[Any]) -> None:
+def recheck_device_memberships(*, device_ids: Iterable[uuid.UUID]) -> None:
     """Re-check these devices' filter memberships in a worker once the current transaction commits.
 
     Call after changing anything filters can see (auth status, tags, group) for one or many
