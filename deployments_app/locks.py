@@ -14,12 +14,12 @@ from deployments_app.models import (
 from deployments_app.querysets import DeploymentQuerySet, DeviceDeploymentQuerySet
 
 
-def deployment_qs_for_update() -> DeploymentQuerySet:
+def deployment_qs_for_update() -> DeploymentQuerySet[Deployment]:
     """Deployments, locked when evaluated."""
     return Deployment.objects.select_for_update()
 
 
-def device_deployment_qs_for_update() -> DeviceDeploymentQuerySet:
+def device_deployment_qs_for_update() -> DeviceDeploymentQuerySet[DeviceDeployment]:
     """Device deployment records, locked when evaluated."""
     return DeviceDeployment.objects.select_for_update()
 

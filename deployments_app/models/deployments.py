@@ -74,7 +74,7 @@ class Deployment(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
 
-    objects = DeploymentQuerySet.as_manager()
+    objects = DeploymentQuerySet["Deployment"].as_manager()
 
     class Meta:
         constraints = [
@@ -182,7 +182,7 @@ class DeviceDeployment(models.Model):
     request = models.JSONField(null=True, blank=True)
     has_log = models.BooleanField(default=False)
 
-    objects = DeviceDeploymentQuerySet.as_manager()
+    objects = DeviceDeploymentQuerySet["DeviceDeployment"].as_manager()
 
     class Meta:
         constraints = [
