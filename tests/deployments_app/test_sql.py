@@ -1,4 +1,4 @@
-"""Direct tests of the hand-written SQL in deployments_app.sql."""
+"""Direct tests of hand-written SQL: deployments_app.sql and the statements services build."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from deployments_app.models import Deployment, DeviceDeployment, TargetKind
+from deployments_app.services.creation import target_devices_sql
+from deployments_app.services.transitions import finish_device_records
 from deployments_app.sql import PendingInsert, insert_pending_records
-from deployments_app.states import DeviceDeploymentStatus
+from deployments_app.states import DeploymentStatus, DeviceDeploymentStatus
 from devices_app.models import Device
+from devices_app.states import DeviceStatus
 from tests.factories import bulk_accepted_devices
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +135,73 @@ def test_insert_pending_records_evaluates_a_limited_source_once() -> None:
         )
         == ids[:2]
     )
+
+
+def _record(
+    deployment: Deployment, device: Device, status: str, **fields: object
+) -> DeviceDeployment:
+    return DeviceDeployment.objects.create(
+        deployment=deployment,
+        device=device,
+        status=status,
+        created=deployment.created,
+        **fields,
+    )
+
+
+def test_finish_device_records_finishes_only_live_active_records_of_unfinished_deployments() -> (
+    None
+):
+    # given
+    device, other = _devices(2)
+    open_deployment = _deployment(timezone.now())
+    finished_deployment = _deployment(timezone.now())
+    finished_deployment.status = DeploymentStatus.FINISHED
+    finished_deployment.save(update_fields=["status"])
+    third = _deployment(timezone.now())
+    active = _record(open_deployment, device, DeviceDeploymentStatus.DOWNLOADING)
+    already_final = _record(third, device, DeviceDeploymentStatus.SUCCESS)
+    in_finished = _record(finished_deployment, device, DeviceDeploymentStatus.PENDING)
+    others = _record(open_deployment, other, DeviceDeploymentStatus.PENDING)
+
+    # when
+    touched = finish_device_records(
+        device_id=device.id, to=DeviceDeploymentStatus.ABORTED
+    )
+
+    # then
+    assert touched == {open_deployment.id}
+    statuses = {
+        record.pk: (record.status, record.finished is not None)
+        for record in DeviceDeployment.objects.all()
+    }
+    assert statuses == {
+        active.pk: (DeviceDeploymentStatus.ABORTED, True),
+        already_final.pk: (DeviceDeploymentStatus.SUCCESS, False),
+        in_finished.pk: (DeviceDeploymentStatus.PENDING, False),
+        others.pk: (DeviceDeploymentStatus.PENDING, False),
+    }
+
+
+def test_target_devices_sql_of_a_device_list_selects_its_accepted_devices_after_the_cursor() -> (
+    None
+):
+    # given: three accepted devices and one that is not accepted
+    devices = sorted(_devices(4), key=lambda device: device.id)
+    Device.objects.filter(pk=devices[3].pk).update(status=DeviceStatus.REJECTED)
+    deployment = _deployment(timezone.now())
+    deployment.device_list = [device.id for device in devices]
+
+    # when
+    everything = _device_ids(*target_devices_sql(deployment))
+    after_first = _device_ids(*target_devices_sql(deployment, after=devices[0].id))
+
+    # then
+    assert everything == {device.id for device in devices[:3]}
+    assert after_first == {device.id for device in devices[1:3]}
+
+
+def _device_ids(sql: str, params: list[object]) -> set[uuid.UUID]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
