@@ -49,6 +49,7 @@ from deployments_app.models import Artifact, Release
 from deployments_app.services.creation import create_deployment
 from devices_app.models import AuthSet, Device, DeviceToken, GroupMembership
 from devices_app.services.filters import create_device_filter
+from devices_app.states import AuthSetStatus, DeviceStatus
 
 DEVICE_TYPES = ("rpi4", "x86-64", "beaglebone", "imx8mm")
 REGIONS = 10
@@ -88,7 +89,7 @@ def insert_devices(
             SELECT gen_random_uuid(),
                    jsonb_build_object('mac', mac),
                    md5(%(prefix)s || i) || md5(i::text || %(prefix)s),
-                   'accepted', %(now)s, %(now)s, NULL,
+                   %(accepted)s, %(now)s, %(now)s, NULL,
                    jsonb_build_object(
                        'device_type', (%(types)s::text[])[1 + i %% %(type_count)s],
                        'artifact_name', %(prefix)s || '-factory-image',
@@ -108,6 +109,7 @@ def insert_devices(
             {
                 "prefix": prefix,
                 "now": now,
+                "accepted": DeviceStatus.ACCEPTED.value,
                 "types": list(DEVICE_TYPES),
                 "type_count": len(DEVICE_TYPES),
                 "first_idle": first_idle,
@@ -138,10 +140,10 @@ def insert_tokens(*, prefix: str, path: Path) -> int:
         cursor.execute(
             f"""
             INSERT INTO {AuthSet._meta.db_table} (id, device_id, identity_data, pubkey, status, ts)
-            SELECT gen_random_uuid(), d.id, d.identity_data, 'bench-key-' || d.id, 'accepted', %s
+            SELECT gen_random_uuid(), d.id, d.identity_data, 'bench-key-' || d.id, %s, %s
             FROM ({devices}) d
             """,
-            [now, f"{prefix}:%"],
+            [AuthSetStatus.ACCEPTED.value, now, f"{prefix}:%"],
         )
         cursor.execute(
             f"""
