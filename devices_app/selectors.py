@@ -141,8 +141,11 @@ def list_device_filters() -> QuerySet[DeviceFilter]:
     return DeviceFilter.objects.order_by("created_ts", "id")
 
 
-def get_device_filter(*, filter_id: uuid.UUID) -> DeviceFilter:
-    """A saved filter (``id``, ``name``, ``terms`` as stored); DeviceFilterNotFound (404) otherwise."""
+def get_device_filter(*, filter_id: uuid.UUID | str) -> DeviceFilter:
+    """A saved filter (``id``, ``name``, ``terms`` as stored); DeviceFilterNotFound (404) otherwise.
+
+    Takes a raw id too: a malformed one is simply not found.
+    """
     try:
         device_filter = DeviceFilter.objects.filter(pk=filter_id).first()
     except (ValidationError, ValueError):

@@ -238,7 +238,7 @@ def sync_device_memberships(*, device_ids: Sequence[uuid.UUID]) -> MembershipCha
     return total
 
 
-def recheck_device_memberships(*, device_ids: Iterable[uuid.UUID]) -> None:
+def recheck_device_memberships(*, device_ids: Iterable[uuid.UUID | str]) -> None:
     """Re-check these devices' filter memberships in a worker once the current transaction commits.
 
     Call after changing anything filters can see (auth status, tags, group) for one or many

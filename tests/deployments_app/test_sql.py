@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -201,7 +202,7 @@ def test_target_devices_sql_of_a_device_list_selects_its_accepted_devices_after_
     assert after_first == {device.id for device in devices[1:3]}
 
 
-def _device_ids(sql: str, params: list[object]) -> set[uuid.UUID]:
+def _device_ids(sql: str, params: list[Any]) -> set[uuid.UUID]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
