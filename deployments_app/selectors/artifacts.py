@@ -93,7 +93,7 @@ def list_artifacts(
     return artifacts.order_by(*_sort(sort, ARTIFACT_SORTS, "name:asc"))
 
 
-def get_artifact(*, artifact_id: Any) -> Artifact:
+def get_artifact(*, artifact_id: uuid.UUID | str) -> Artifact:
     """One artifact by id (400 for a malformed id, 404 if unknown)."""
     artifact = Artifact.objects.filter(pk=parse_artifact_id(artifact_id)).first()
     if artifact is None:

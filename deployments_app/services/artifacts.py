@@ -241,7 +241,9 @@ def register_artifact(
 # ------------------------------------------------------------------ edit / delete
 
 
-def update_artifact_description(*, artifact_id: Any, description: str) -> Artifact:
+def update_artifact_description(
+    *, artifact_id: uuid.UUID, description: str
+) -> Artifact:
     """Replace an artifact's description."""
     _check_description(description)
     with transaction.atomic():
@@ -256,7 +258,7 @@ def update_artifact_description(*, artifact_id: Any, description: str) -> Artifa
     return artifact
 
 
-def delete_artifact(*, artifact_id: Any) -> None:
+def delete_artifact(*, artifact_id: uuid.UUID) -> None:
     """Delete an artifact, its depends keys, its release when it was the last one, and (after commit) its file."""
     with transaction.atomic():
         artifact = artifact_qs_for_update().filter(pk=artifact_id).first()
