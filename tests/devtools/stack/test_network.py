@@ -12,14 +12,7 @@ import psycopg
 import pytest
 
 from devtools.stack import network
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
+from devtools.stack.supervise import free_port  # bound, then closed again
 
 # --------------------------------------------------------------------------- URLs
 
@@ -81,9 +74,9 @@ def test_a_listener_that_is_not_redis_does_not_count() -> None:
         )
 
 
-def test_postgres_probe_on_a_closed_port() -> None:
+def test_postgres_probe_on_afree_port() -> None:
     assert not network.postgres_answers(
-        f"postgresql://postgres@127.0.0.1:{_closed_port()}/postgres", timeout=1
+        f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", timeout=1
     )
 
 

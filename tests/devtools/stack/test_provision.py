@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from devtools.stack import provision
+from devtools.stack.supervise import free_port  # bound, then closed again
 
 
 def _probe_must_not_run() -> bool:
     raise AssertionError("probe ran although the environment decided")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------- make_plan
@@ -121,7 +113,7 @@ def test_provision_passes_environment_urls_through(
 
 
 def test_database_url_that_cannot_be_checked_is_still_used() -> None:
-    url = f"postgres://postgres@127.0.0.1:{_closed_port()}/flotilla"
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/flotilla"
     provisioned = provision.provision(
         "run",
         {"DATABASE_URL": url, "REDIS_URL": "redis://r/0"},
