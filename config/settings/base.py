@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -11,7 +12,24 @@ env = environ.Env()
 if env.bool("DJANGO_READ_DOT_ENV_FILE", default=False):
     env.read_env(str(BASE_DIR / ".env"))
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-dev-key-change-me")
+# Keys published with Flotilla (its former default): anyone can sign tokens with them.
+PUBLIC_SECRET_KEYS = frozenset({"insecure-dev-key-change-me"})
+
+
+def checked_secret_key(key: str) -> str:
+    """``key`` unless it is empty or publicly known (then ImproperlyConfigured)."""
+    if not key.strip() or key in PUBLIC_SECRET_KEYS:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is empty or a publicly known value: set it to a long random "
+            "string (`make run` makes one per checkout in .flotilla/secret_key)"
+        )
+    return key
+
+
+# Signs sessions, user and device JWTs and download links. No usable default: the local and
+# production settings refuse an empty or publicly known key (`make run` makes one per checkout).
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+# Off unless asked for (DJANGO_DEBUG=1): tracebacks and settings would show on any error page.
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
 

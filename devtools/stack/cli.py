@@ -12,12 +12,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import environ as django_environ
 
 from devtools.stack import DATA_DIR, ROOT, say, truthy
 from devtools.stack.network import display_url
-from devtools.stack.provision import Stack, provision
+from devtools.stack.provision import Stack, checkout_secret_key, provision
 from devtools.stack.supervise import Interrupted, Signals, Supervisor, die_with_parent
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -49,11 +50,19 @@ def _wait_until_healthy(url: str, supervisor: Supervisor) -> bool:
     return False
 
 
-def run_environ(stack: Stack, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of `run` and `manage` children: local settings on the stack's servers."""
+def run_environ(
+    stack: Stack, environ: Mapping[str, str], *, data_dir: Path = DATA_DIR
+) -> dict[str, str]:
+    """The environment of `run` and `manage` children: local settings on the stack's servers.
+
+    DEBUG stays off (DJANGO_DEBUG=1 turns it on), the secret key is the checkout's own unless
+    DJANGO_SECRET_KEY is given, and the server listens on loopback unless FLOTILLA_BIND says.
+    """
     env = stack.environ(environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", RUN_SETTINGS)
     env.setdefault("FLOTILLA_BIND", DEFAULT_BIND)
+    if not env.get("DJANGO_SECRET_KEY"):
+        env["DJANGO_SECRET_KEY"] = checkout_secret_key(data_dir)
     return env
 
 

@@ -1,7 +1,11 @@
-"""Where PostgreSQL and Redis come from: decisions, then servers and databases."""
+"""Where PostgreSQL and Redis come from, and the checkout's own secret key."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ LOCAL_POSTGRES_PORT = 5432
 LOCAL_REDIS_PORT = 6379
 LOCAL_POSTGRES_PROBE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "flotilla"
+SECRET_KEY_FILE = "secret_key"
 
 Source = Literal["env", "local", "embedded"]
 Purpose = Literal["run", "test"]
@@ -67,6 +72,30 @@ def local_postgres_reachable() -> bool:
 
 def local_redis_reachable() -> bool:
     return redis_answers(LOCAL_HOST, LOCAL_REDIS_PORT)
+
+
+def checkout_secret_key(data_dir: Path = DATA_DIR) -> str:
+    """This checkout's Django secret key: random, made on first use, kept in ``data_dir``.
+
+    ``data_dir`` is git-ignored, so the key is never committed; the file is readable by its
+    owner only. Written aside and linked into place, so two first runs at once agree on one
+    key and neither reads a half-written file.
+    """
+    path = data_dir / SECRET_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, draft = tempfile.mkstemp(dir=data_dir, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(50) + "\n")
+            with contextlib.suppress(FileExistsError):  # another run was first
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty; delete it to get a new key")
+    return key
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from devtools.stack import ROOT, cli
 from devtools.stack.provision import Plan, Stack
@@ -63,10 +64,26 @@ def test_test_command_leaves_the_settings_module_to_pytest() -> None:
     }
 
 
-def test_run_and_manage_use_the_local_settings_on_127_0_0_1_8080() -> None:
+def test_run_and_manage_use_the_local_settings_on_127_0_0_1_8080(
+    tmp_path: Path,
+) -> None:
     provisioned = Stack(plan=Plan(database="local", redis="local"))
-    env = cli.run_environ(provisioned, {})
+    env = cli.run_environ(provisioned, {}, data_dir=tmp_path)
     assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.local"
     assert env["FLOTILLA_BIND"] == "127.0.0.1:8080"
-    chosen = cli.run_environ(provisioned, {"FLOTILLA_BIND": "0.0.0.0:8080"})
+    chosen = cli.run_environ(
+        provisioned, {"FLOTILLA_BIND": "0.0.0.0:8080"}, data_dir=tmp_path
+    )
     assert chosen["FLOTILLA_BIND"] == "0.0.0.0:8080"
+
+
+def test_run_gives_the_checkout_secret_key_unless_one_is_set(tmp_path: Path) -> None:
+    provisioned = Stack(plan=Plan(database="local", redis="local"))
+    env = cli.run_environ(provisioned, {}, data_dir=tmp_path)
+    assert env["DJANGO_SECRET_KEY"] == (tmp_path / "secret_key").read_text().strip()
+    assert "DJANGO_DEBUG" not in env
+    given = cli.run_environ(
+        provisioned, {"DJANGO_SECRET_KEY": "chosen"}, data_dir=tmp_path / "other"
+    )
+    assert given["DJANGO_SECRET_KEY"] == "chosen"
+    assert not (tmp_path / "other").exists()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import stat
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from devtools.stack import provision
+from devtools.stack import ROOT, provision
 from devtools.stack.supervise import free_port  # bound, then closed again
 
 
@@ -120,3 +124,37 @@ def test_database_url_that_cannot_be_checked_is_still_used() -> None:
         plan=provision.Plan(database="env", redis="env"),
     )
     assert provisioned.database_url == url
+
+
+# --------------------------------------------------------------------------- secret key
+
+
+def test_checkout_secret_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    # given a checkout without a key
+    data_dir = tmp_path / ".flotilla"
+
+    # when
+    first = provision.checkout_secret_key(data_dir)
+    second = provision.checkout_secret_key(data_dir)
+
+    # then
+    assert first == second
+    assert len(first) >= 50
+    key_file = data_dir / "secret_key"
+    assert key_file.read_text() == first + "\n"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert sorted(p.name for p in data_dir.iterdir()) == ["secret_key"]
+
+
+def test_each_checkout_gets_its_own_secret_key(tmp_path: Path) -> None:
+    assert provision.checkout_secret_key(
+        tmp_path / "a"
+    ) != provision.checkout_secret_key(tmp_path / "b")
+
+
+def test_the_secret_key_file_is_ignored_by_git() -> None:
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", ".flotilla/secret_key"],
+        cwd=ROOT,
+    )
+    assert result.returncode == 0
