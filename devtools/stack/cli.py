@@ -22,6 +22,7 @@ from devtools.stack.provision import Stack, checkout_secret_key, provision
 from devtools.stack.supervise import Interrupted, Signals, Supervisor, die_with_parent
 
 DEFAULT_BIND = "127.0.0.1:8080"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
 RUN_SETTINGS = "config.settings.local"
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 DEFAULT_ADMIN_PASSWORD = "flotilla-admin"
@@ -89,6 +90,11 @@ def banner(stack: Stack, env: Mapping[str, str]) -> str:
     public = env.get("FLOTILLA_PUBLIC_URL")
     if public:
         lines.insert(4, f"  Public URL:   {public}")
+    if bind.split(":")[0] in LOOPBACK_HOSTS or bind.startswith("[::1]"):
+        lines.append(
+            "  Only this machine can connect; for devices on other machines set "
+            "FLOTILLA_BIND=0.0.0.0:8080."
+        )
     lines += ["Stop with Ctrl-C (or SIGTERM).", ""]
     return "\n".join(lines)
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devtools.stack import ROOT, cli
 from devtools.stack.provision import Plan, Stack
 
@@ -26,6 +28,17 @@ def test_banner_tells_where_and_how_to_log_in() -> None:
     assert (
         "curl -X POST -u 'ops@example.com:s3cret pass' "
         "http://127.0.0.1:8081/api/management/v1/useradm/auth/login"
+    ) in text
+    assert "Only this machine can connect" not in text
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"])
+def test_banner_says_how_to_reach_a_loopback_server_from_devices(bind: str) -> None:
+    provisioned = Stack(plan=Plan(database="local", redis="local"))
+    text = cli.banner(provisioned, {"FLOTILLA_BIND": bind})
+    assert (
+        "Only this machine can connect; for devices on other machines set "
+        "FLOTILLA_BIND=0.0.0.0:8080."
     ) in text
 
 
