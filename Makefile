@@ -9,7 +9,7 @@ STAMP := $(VENV)/.flotilla-installed
 EXTRAS ?= dev,embedded,s3
 ARGS ?=
 
-.PHONY: venv run test lint fmt migrations-check manage up down logs
+.PHONY: venv run test lint type fmt migrations-check manage up down logs
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+type: venv
+	$(VENV)/bin/mypy .
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .

@@ -31,7 +31,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,8 @@ def server_versions() -> dict[str, str]:
     import psycopg
 
     with psycopg.connect(psycopg_dsn("postgres"), autocommit=True) as connection:
-        postgres = connection.execute("SHOW server_version").fetchone()[0]
+        row = connection.execute("SHOW server_version").fetchone()
+    postgres = row[0] if row else "?"
     redis_version = "?"
     with contextlib.suppress(Exception):
         import redis
@@ -287,7 +288,7 @@ def postgres_pids() -> list[int]:
 class CpuMeter:
     """CPU seconds spent by groups of processes between ``start()`` and ``stop()``."""
 
-    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]]) -> None:
+    def __init__(self, groups: Mapping[str, Callable[[], Iterable[int]]]) -> None:
         self.groups = groups
         self.before: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
@@ -590,7 +591,7 @@ def run_load(
     connections: int,
     duration: float,
     on_response: Callable[[int, bytes], None] | None = None,
-    cpu_groups: dict[str, Callable[[], Iterable[int]]] | None = None,
+    cpu_groups: Mapping[str, Callable[[], Iterable[int]]] | None = None,
 ) -> LoadResult:
     """Closed loop: each connection runs one session (requests in order) after another.
 

@@ -49,8 +49,9 @@ class _Tee(io.StringIO):
     """Keeps what is printed and still prints it."""
 
     def write(self, text: str) -> int:
-        sys.__stdout__.write(text)
-        sys.__stdout__.flush()
+        if sys.__stdout__ is not None:  # None only without a console at all
+            sys.__stdout__.write(text)
+            sys.__stdout__.flush()
         return super().write(text)
 
 

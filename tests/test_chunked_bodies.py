@@ -19,7 +19,7 @@ def send_chunked(
 ) -> tuple[int, bytes]:
     """Send ``body`` with Transfer-Encoding: chunked in several chunks and no Content-Length."""
     parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=30)
     chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
     connection.request(
         method, path, body=iter(chunks), headers=headers, encode_chunked=True

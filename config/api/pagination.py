@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
+from django.db.models import Model, QuerySet
+
 from config.errors import InvalidInput
+
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -65,5 +71,12 @@ def paging_headers(request: Any, page: Page, total: int) -> dict[str, str]:
     return {"X-Total-Count": str(total), "Link": ", ".join(links)}
 
 
-def page_slice(items: Sequence[Any], page: Page) -> Sequence[Any]:
+@overload
+def page_slice(items: QuerySet[_M, _R], page: Page) -> QuerySet[_M, _R]: ...
+@overload
+def page_slice(items: Sequence[_T], page: Page) -> Sequence[_T]: ...
+def page_slice(
+    items: QuerySet[_M, _R] | Sequence[_T], page: Page
+) -> QuerySet[_M, _R] | Sequence[_T]:
+    """The page's part of ``items`` (a queryset stays lazy: LIMIT/OFFSET)."""
     return items[page.offset : page.offset + page.per_page]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -17,6 +17,9 @@ from rest_framework.views import APIView
 from config.api.errors import error_response
 from config.api.tokens import USER_CLAIM, issue_token
 from config.timestamps import rfc3339
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractUser
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -78,7 +81,8 @@ class CurrentUserView(APIView):
     """``GET /api/management/v1/useradm/users/me``."""
 
     def get(self, request: Request) -> Response:
-        user = request.user
+        # IsManagementUser has let only active users through.
+        user = cast("AbstractUser", request.user)
         return Response(
             {
                 "id": str(user.pk),

@@ -140,7 +140,7 @@ def open_tar_stream(
                     raise ArtifactError(
                         f"{what}: tar extended headers larger than {extended_header_budget} bytes"
                     )
-            return super()._proc_member(tar)  # type: ignore[misc, no-any-return]
+            return super()._proc_member(tar)  # type: ignore[misc]
 
     return tarfile.open(
         fileobj=cast(IO[bytes], reader), mode="r|", tarinfo=GuardedTarInfo

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from config.api.tokens import DEVICE_CLAIM, InvalidToken, bearer_token, decode_token
 from devices_app.models import Device
@@ -45,8 +46,8 @@ class IsDevice(BasePermission):
         return isinstance(request.user, Device)
 
 
-class DeviceAPIView:
-    """Mixin for device-facing views: device token auth, JSON in."""
+class DeviceAPIView(APIView):
+    """Base of device-facing views: device token auth, JSON in."""
 
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]

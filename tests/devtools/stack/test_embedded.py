@@ -54,8 +54,9 @@ def test_embedded_postgres_serves_a_created_database_and_stops() -> None:
             assert environ.Env.db_url_config(url)["OPTIONS"]["host"]
             assert network.ensure_database(url) is True
             with psycopg.connect(url) as conn:
-                version = conn.execute("SHOW server_version_num").fetchone()[0]
-            assert int(version) >= 160000
+                row = conn.execute("SHOW server_version_num").fetchone()
+            assert row is not None
+            assert int(row[0]) >= 160000
         finally:
             server.stop()
         # A clean shutdown removes postmaster.pid (the process may linger as a zombie).
