@@ -21,7 +21,8 @@ def checked_secret_key(key: str) -> str:
     if not key.strip() or key in PUBLIC_SECRET_KEYS:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is empty or a publicly known value: set it to a long random "
-            "string (`make run` makes one per checkout in .flotilla/secret_key)"
+            "string (`make run` and `make manage` use one made per checkout in "
+            ".flotilla/secret_key)"
         )
     return key
 
