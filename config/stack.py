@@ -1,6 +1,7 @@
 """Provision PostgreSQL and Redis, then run the whole service or the test suite.
 
-    python -m config.stack run                  # migrate, web (gunicorn), one Celery worker, Celery beat
+    python -m config.stack run                  # migrate, web (gunicorn), one Celery worker
+                                                # (every queue of config.queues), Celery beat
     python -m config.stack test [pytest args]   # the test suite
     python -m config.stack manage [args]        # one manage.py command on the same databases
 
@@ -43,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from config.queues import worker_queues_argument
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".flotilla"
@@ -670,6 +673,8 @@ def run_command(environ: Mapping[str, str]) -> int:
                 "INFO",
                 "--concurrency",
                 "2",
+                "-Q",
+                worker_queues_argument(),
             ],
             env,
         )
