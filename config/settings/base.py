@@ -4,7 +4,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
+
+from config import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -167,8 +170,14 @@ CELERY_TASK_TIME_LIMIT = 10 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 9 * 60
 # Results live in PostgreSQL rows, not the result backend.
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_DEFAULT_QUEUE = "default"
+# Queues by kind of work (config/queues.py). Every queue is declared, so a worker started
+# without -Q (make run's) consumes them all; deployed workers pick theirs with -Q.
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+CELERY_TASK_QUEUES = [Queue(name) for name in queues.ALL_QUEUES]
+CELERY_TASK_ROUTES = queues.TASK_ROUTES
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Safe with two beats running (docs/scaling.md "Running beat twice"): the decisions rest on
+# database row locks and conditional updates, the cache locks only save duplicate work.
 CELERY_BEAT_SCHEDULE = {
     "advance-phased-rollouts": {
         "task": "deployments_app.tasks.advance_phased_rollouts_task",
@@ -182,13 +191,13 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-expired-device-tokens": {
         "task": "devices_app.tasks.purge_expired_device_tokens_task",
-        "schedule": 3600.0,
+        "schedule": env.float("FLOTILLA_TOKEN_PURGE_INTERVAL", default=3600.0),
         "options": {"expires": 3000},
     },
     # Repairs saved-filter membership drift; bounded batches, runs never overlap (cache lock).
     "reevaluate-device-filters": {
         "task": "devices_app.tasks.reevaluate_device_filters_task",
-        "schedule": 600.0,
+        "schedule": env.float("FLOTILLA_FILTER_REPAIR_INTERVAL", default=600.0),
         "options": {"expires": 540},
     },
 }

@@ -452,15 +452,22 @@ def _take_phase_slot(
     )
     if not started:
         return False, None  # the first phase has not started
-    active = started[-1]
-    if active.capacity is not None:
-        capacity = sum(phase.capacity or 0 for phase in started)
-        if sum(phase.device_count for phase in started) >= capacity:
-            return False, None
-    DeploymentPhase.objects.filter(pk=active.pk).update(
+    # Capacity is cumulative, so a device polling late fills the earliest started batch with
+    # room (each batch stays within its own size); unbounded last phases always have room.
+    slot = next(
+        (
+            phase
+            for phase in started
+            if phase.capacity is None or phase.device_count < phase.capacity
+        ),
+        None,
+    )
+    if slot is None:
+        return False, None
+    DeploymentPhase.objects.filter(pk=slot.pk).update(
         device_count=F("device_count") + 1
     )
-    return True, active
+    return True, slot
 
 
 def _artifact_fields(artifact: Artifact) -> dict[str, Any]:
