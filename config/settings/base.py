@@ -30,6 +30,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's static files from gunicorn (collectstatic puts them in STATIC_ROOT).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -39,6 +40,22 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Content-Security-Policy (django-csp) on every response. The admin loads only its own static
+# files; its one inline <style> (change_list.html without actions) is allowed by its hash.
+_ADMIN_CHANGELIST_STYLE = "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", _ADMIN_CHANGELIST_STYLE],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -125,6 +142,20 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# Health and metrics (config.health, config.metrics)
+# Budget of each /readyz check (PostgreSQL, Redis, Celery worker ping), in seconds.
+FLOTILLA_READYZ_TIMEOUT = env.float("FLOTILLA_READYZ_TIMEOUT", default=2.0)
+# /metrics answers a request bearing this token, or one from these networks (CIDR); by
+# default neither, so /metrics is closed until the operator opens it.
+FLOTILLA_METRICS_TOKEN = env("FLOTILLA_METRICS_TOKEN", default="")
+FLOTILLA_METRICS_ALLOWED_NETWORKS = env.list(
+    "FLOTILLA_METRICS_ALLOWED_NETWORKS", default=[]
+)
+FLOTILLA_METRICS_COLLECTORS = [
+    "devices_app.metrics.device_metric_families",
+    "deployments_app.metrics.deployment_metric_families",
+]
 
 # Celery
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
