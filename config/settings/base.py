@@ -115,6 +115,19 @@ FLOTILLA_CHUNKED_SPOOL_IN_MEMORY = env.int(
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Upload file parts spool here: a dedicated directory (swept for what killed uploads leave) on
+# the artifacts' filesystem, so storing an upload is a rename, not a copy.
+FILE_UPLOAD_TEMP_DIR = env(
+    "FLOTILLA_UPLOAD_SPOOL_DIR", default=str(Path(MEDIA_ROOT) / "upload-spool")
+)
+# The upload sweep removes spool files not written to for this long, and stored artifact files
+# without a row older than the grace; both must exceed the longest upload (receive + verify).
+FLOTILLA_UPLOAD_SPOOL_MAX_AGE = env.int(
+    "FLOTILLA_UPLOAD_SPOOL_MAX_AGE", default=6 * 3600
+)
+FLOTILLA_ORPHAN_ARTIFACT_GRACE = env.int(
+    "FLOTILLA_ORPHAN_ARTIFACT_GRACE", default=6 * 3600
+)
 
 # Tokens
 FLOTILLA_DEVICE_TOKEN_TTL = timedelta(
@@ -196,6 +209,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "devices_app.tasks.purge_expired_device_tokens_task",
         "schedule": 3600.0,
         "options": {"expires": 3000},
+    },
+    # Removes spool files and stored artifact files that killed uploads left (upload_sweep).
+    "sweep-upload-leftovers": {
+        "task": "deployments_app.tasks.sweep_upload_leftovers_task",
+        "schedule": env.float("FLOTILLA_UPLOAD_SWEEP_INTERVAL", default=900.0),
+        "options": {"expires": 600},
     },
     # Repairs saved-filter membership drift; bounded batches, runs never overlap (cache lock).
     "reevaluate-device-filters": {

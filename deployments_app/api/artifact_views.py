@@ -69,6 +69,11 @@ class ArtifactUploadHandler(TemporaryFileUploadHandler):
         super().__init__(request)
         self.max_size = max_size
 
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        # The spool directory is swept for files a killed upload left (upload_sweep).
+        os.makedirs(settings.FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+        super().new_file(*args, **kwargs)
+
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         if start + len(raw_data) > self.max_size:
             self.file.close()  # a NamedTemporaryFile: closing removes it
