@@ -115,11 +115,15 @@ FLOTILLA_CHUNKED_SPOOL_IN_MEMORY = env.int(
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-# Upload file parts spool here: a dedicated directory (swept for what killed uploads leave) on
-# the artifacts' filesystem, so storing an upload is a rename, not a copy.
-FILE_UPLOAD_TEMP_DIR = env(
+# Upload file parts spool here (config.uploads): a dedicated directory, swept for what killed
+# uploads leave, on the artifacts' filesystem, so storing an upload is a rename, not a copy.
+FLOTILLA_UPLOAD_SPOOL_DIR = env(
     "FLOTILLA_UPLOAD_SPOOL_DIR", default=str(Path(MEDIA_ROOT) / "upload-spool")
 )
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.SpoolDirectoryUploadHandler",
+]
 # The upload sweep removes spool files not written to for this long, and stored artifact files
 # without a row older than the grace; both must exceed the longest upload (receive + verify).
 FLOTILLA_UPLOAD_SPOOL_MAX_AGE = env.int(

@@ -1,6 +1,6 @@
 """Remove what a killed upload leaves behind: spool files and stored files without a row.
 
-An artifact upload writes the request's file part to a spool file (FILE_UPLOAD_TEMP_DIR),
+An artifact upload writes the request's file part to a spool file (FLOTILLA_UPLOAD_SPOOL_DIR),
 parses it, moves it into the artifact storage, then inserts the row. A web process killed
 before the move leaves the spool file; one killed between the move and the commit leaves a
 stored file no row points to. Both are only removed here, once older than a grace period
@@ -47,7 +47,7 @@ class UploadSweepResult:
 
 def upload_spool_directory() -> Path:
     """Where upload requests spool their file parts (created on first use)."""
-    return Path(settings.FILE_UPLOAD_TEMP_DIR)
+    return Path(settings.FLOTILLA_UPLOAD_SPOOL_DIR)
 
 
 def remove_abandoned_spool_files(*, older_than: dt.timedelta, limit: int) -> int:

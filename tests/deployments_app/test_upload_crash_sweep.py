@@ -70,7 +70,7 @@ def upload_dirs(settings: Any, tmp_path: Path) -> tuple[Path, Path]:
     spool = media / "upload-spool"
     media.mkdir()
     settings.MEDIA_ROOT = str(media)
-    settings.FILE_UPLOAD_TEMP_DIR = str(spool)
+    settings.FLOTILLA_UPLOAD_SPOOL_DIR = str(spool)
     return media, spool
 
 
