@@ -3,7 +3,7 @@
 Every value is read at scrape time from the shared stores, so any number of web processes
 give the same answer and nothing needs prometheus-client's multi-process mode: row counts by
 status come from PostgreSQL (collectors listed in ``FLOTILLA_METRICS_COLLECTORS``), the Celery
-queue depth and the rate-limit rejection counter from Redis. Access needs the bearer token
+queue depth and the rate-limit rejection counter (config.counters) from Redis. Access needs the bearer token
 ``FLOTILLA_METRICS_TOKEN`` or a client address in ``FLOTILLA_METRICS_ALLOWED_NETWORKS``.
 """
 
@@ -12,10 +12,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
-from functools import cache
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -25,21 +23,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from config.api.errors import error_body
+from config.counters import rate_limit_rejections, redis_client
 
-RATE_LIMIT_REJECTIONS_KEY = "flotilla:metrics:rate_limit_rejections"
 # kombu's Redis transport keeps a queue's priorities 1-9 in lists named "<queue>\x06\x16<step>".
 _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
-
-
-@cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def record_rate_limit_rejection(*, scope: str) -> None:
-    """Count one request refused by a rate limit (``scope`` names the limit, e.g. ``login``)."""
-    _redis(settings.REDIS_URL).hincrby(RATE_LIMIT_REJECTIONS_KEY, scope, 1)
 
 
 def celery_queue_names() -> list[str]:
@@ -51,7 +39,7 @@ def celery_queue_names() -> list[str]:
 
 def celery_queue_depth(*, queue: str) -> int:
     """Messages waiting in a Celery queue on the Redis broker (all priority levels)."""
-    client = _redis(settings.CELERY_BROKER_URL)
+    client = redis_client(settings.CELERY_BROKER_URL)
     keys = [
         queue if step == 0 else f"{queue}{_KOMBU_PRIORITY_SEPARATOR}{step}"
         for step in _KOMBU_PRIORITY_STEPS
@@ -76,9 +64,8 @@ def _broker_families() -> Iterator[Metric]:
         "Requests refused by a rate limit (HTTP 429), by limit.",
         labels=["scope"],
     )
-    counts = _redis(settings.REDIS_URL).hgetall(RATE_LIMIT_REJECTIONS_KEY)
-    for scope, count in sorted(counts.items()):
-        rejections.add_metric([scope.decode()], int(count))
+    for scope, count in sorted(rate_limit_rejections().items()):
+        rejections.add_metric([scope], count)
     yield rejections
 
 

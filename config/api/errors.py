@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.counters import record_rate_limit_rejection
 from config.errors import DomainError
 
 # Connection refused or lost, server shutting down, too many clients (and deadlocks or
@@ -67,6 +68,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(
             request, exc.message, DOMAIN_ERROR_STATUS[exc.kind], exc.metadata
         )
+    if isinstance(exc, exceptions.Throttled):
+        view = context.get("view")
+        scope = getattr(view, "throttle_scope", None) or type(view).__name__
+        record_rate_limit_rejection(scope=scope)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.test import Client
+from django.test import Client, RequestFactory
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.metrics import RATE_LIMIT_REJECTIONS_KEY, record_rate_limit_rejection
+from config.counters import RATE_LIMIT_REJECTIONS_KEY, record_rate_limit_rejection
 from deployments_app.states import DeploymentStatus, DeviceDeploymentStatus
 from devices_app.models import Device
 from devices_app.states import DeviceStatus
@@ -116,3 +116,35 @@ def test_metrics_are_open_to_an_allowed_network(
 
     assert inside.status_code == 200
     assert outside.status_code == 403
+
+
+class _LoginView:
+    throttle_scope = "login"
+
+
+def test_a_drf_throttle_rejection_is_counted(clean_redis: Any) -> None:
+    # given: DRF refusing a request of a view throttled under the "login" scope
+    from rest_framework.exceptions import Throttled
+    from rest_framework.request import Request
+
+    from config.api.errors import exception_handler
+    from config.counters import rate_limit_rejections
+
+    request = Request(RequestFactory().post("/api/management/v1/useradm/auth/login"))
+
+    # when
+    response = exception_handler(
+        Throttled(wait=7), {"request": request, "view": _LoginView()}
+    )
+
+    # then: 429 with Retry-After, and one more rejection on the counter /metrics reads
+    assert response is not None
+    assert response.status_code == 429
+    assert response["Retry-After"] == "7"
+    assert rate_limit_rejections() == {"login": 1}
+
+
+def test_a_redis_outage_loses_the_count_not_the_request(settings: Any) -> None:
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    record_rate_limit_rejection(scope="login")  # does not raise
