@@ -187,6 +187,8 @@ def bench_env(
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "FLOTILLA_MEDIA_ROOT": str(media),
+        # Production settings require it; the server's own environment names its real port.
+        "FLOTILLA_PUBLIC_URL": f"http://{HOST}",
         "FLOTILLA_ACCESS_LOG": "",
         "PYTHONUNBUFFERED": "1",
         **extra,
@@ -204,6 +206,7 @@ def setup_django(env: dict[str, str]) -> None:
         "REDIS_URL",
         "CELERY_BROKER_URL",
         "FLOTILLA_MEDIA_ROOT",
+        "FLOTILLA_PUBLIC_URL",
     ):
         os.environ[key] = env[key]
     import django

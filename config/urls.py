@@ -1,16 +1,12 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from config.api.useradm import CurrentUserView, LoginView
+from config.health import healthz, readyz
+from config.metrics import metrics
 from deployments_app.api import deployment_urls
 from deployments_app.api import urls as deployments_urls
 from devices_app.api import urls as devices_urls
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
 
 management_urlpatterns = [
     path("v1/useradm/auth/login", LoginView.as_view()),
@@ -28,6 +24,8 @@ device_urlpatterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics),
     path("api/management/", include(management_urlpatterns)),
     path("api/devices/", include(device_urlpatterns)),
 ]

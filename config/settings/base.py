@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's static files from gunicorn (collectstatic puts them in STATIC_ROOT).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -61,6 +62,22 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Content-Security-Policy (django-csp) on every response. The admin loads only its own static
+# files; its one inline <style> (change_list.html without actions) is allowed by its hash.
+_ADMIN_CHANGELIST_STYLE = "'sha256-blvLUW3UscWqsXGByNOqdBboM+ShWAuugp2mC/wbafU='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", _ADMIN_CHANGELIST_STYLE],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -120,6 +137,23 @@ FLOTILLA_CHUNKED_SPOOL_IN_MEMORY = env.int(
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Upload file parts spool here (config.uploads): a dedicated directory, swept for what killed
+# uploads leave, on the artifacts' filesystem, so storing an upload is a rename, not a copy.
+FLOTILLA_UPLOAD_SPOOL_DIR = env(
+    "FLOTILLA_UPLOAD_SPOOL_DIR", default=str(Path(MEDIA_ROOT) / "upload-spool")
+)
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "config.uploads.SpoolDirectoryUploadHandler",
+]
+# The upload sweep removes spool files not written to for this long, and stored artifact files
+# without a row older than the grace; both must exceed the longest upload (receive + verify).
+FLOTILLA_UPLOAD_SPOOL_MAX_AGE = env.int(
+    "FLOTILLA_UPLOAD_SPOOL_MAX_AGE", default=6 * 3600
+)
+FLOTILLA_ORPHAN_ARTIFACT_GRACE = env.int(
+    "FLOTILLA_ORPHAN_ARTIFACT_GRACE", default=6 * 3600
+)
 
 # Tokens
 FLOTILLA_DEVICE_TOKEN_TTL = timedelta(
@@ -147,6 +181,20 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# Health and metrics (config.health, config.metrics)
+# Budget of each /readyz check (PostgreSQL, Redis, Celery worker ping), in seconds.
+FLOTILLA_READYZ_TIMEOUT = env.float("FLOTILLA_READYZ_TIMEOUT", default=2.0)
+# /metrics answers a request bearing this token, or one from these networks (CIDR); by
+# default neither, so /metrics is closed until the operator opens it.
+FLOTILLA_METRICS_TOKEN = env("FLOTILLA_METRICS_TOKEN", default="")
+FLOTILLA_METRICS_ALLOWED_NETWORKS = env.list(
+    "FLOTILLA_METRICS_ALLOWED_NETWORKS", default=[]
+)
+FLOTILLA_METRICS_COLLECTORS = [
+    "devices_app.metrics.device_metric_families",
+    "deployments_app.metrics.deployment_metric_families",
+]
 
 # Celery
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -193,6 +241,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "devices_app.tasks.purge_expired_device_tokens_task",
         "schedule": env.float("FLOTILLA_TOKEN_PURGE_INTERVAL", default=3600.0),
         "options": {"expires": 3000},
+    },
+    # Removes spool files and stored artifact files that killed uploads left (upload_sweep).
+    "sweep-upload-leftovers": {
+        "task": "deployments_app.tasks.sweep_upload_leftovers_task",
+        "schedule": env.float("FLOTILLA_UPLOAD_SWEEP_INTERVAL", default=900.0),
+        "options": {"expires": 600},
     },
     # Repairs saved-filter membership drift; bounded batches, runs never overlap (cache lock).
     "reevaluate-device-filters": {

@@ -12,7 +12,6 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -30,6 +29,7 @@ from rest_framework.views import APIView
 from config.api.errors import error_body, error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
+from config.uploads import SpoolDirectoryUploadHandler
 from deployments_app import selectors
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
@@ -62,7 +62,7 @@ def _artifact_filters(request: Request) -> dict[str, Any]:
 # ------------------------------------------------------------------ upload
 
 
-class ArtifactUploadHandler(TemporaryFileUploadHandler):
+class ArtifactUploadHandler(SpoolDirectoryUploadHandler):
     """Spools each file part to a temporary file on disk; stops once it passes the artifact size limit."""
 
     def __init__(self, request: HttpRequest, *, max_size: int) -> None:

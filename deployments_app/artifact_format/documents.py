@@ -8,6 +8,8 @@ are ignored here too. Value types are always checked.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -22,6 +24,9 @@ MAX_DEVICE_TYPES = 200
 MAX_DEVICE_TYPE_LENGTH = 4096
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Signature lengths in bytes: ECDSA r||s for P-256, P-384, P-521; RSA 1024 to 16384-bit moduli.
+_ECDSA_SIGNATURE_LENGTHS = (64, 96, 132)
+_RSA_SIGNATURE_LENGTHS = (128, 2048)
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,28 @@ def parse_manifest(raw: bytes, *, what: str) -> dict[str, str]:
     if not entries:
         raise ArtifactError(f"{what} is empty")
     return entries
+
+
+def check_manifest_signature(raw: bytes) -> None:
+    """Refuse a manifest.sig that no key could verify: not base64, or of no signature's length.
+
+    mender-artifact 3.9 base64-decodes the signature (Go's StdEncoding: padding required,
+    CR and LF ignored) and needs 2 x the curve size for ECDSA (P-256, P-384, P-521) or the
+    modulus size for RSA. Whether it verifies needs the device's key; devices check that.
+    """
+    try:
+        decoded = base64.b64decode(
+            raw.replace(b"\r", b"").replace(b"\n", b""), validate=True
+        )
+    except binascii.Error:
+        raise ArtifactError("manifest.sig is not valid base64") from None
+    length = len(decoded)
+    if length not in _ECDSA_SIGNATURE_LENGTHS and not (
+        _RSA_SIGNATURE_LENGTHS[0] <= length <= _RSA_SIGNATURE_LENGTHS[1]
+    ):
+        raise ArtifactError(
+            f"manifest.sig: a {length}-byte signature fits no ECDSA or RSA key"
+        )
 
 
 def _reject_constant(name: str) -> Any:

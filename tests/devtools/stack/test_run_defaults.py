@@ -52,7 +52,7 @@ def run_server(
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
     )
     env = cli.run_environ(stack, environ, data_dir=checkout)
-    with running_server(env, tmp_path_factory.mktemp("run-server")) as server:
+    with running_server(tmp_path_factory.mktemp("run-server"), **env) as server:
         yield server
 
 
