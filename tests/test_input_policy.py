@@ -152,6 +152,7 @@ def test_device_poll_with_nul_in_query_is_400(device_client: APIClient) -> None:
         f"{DEVAUTH_DEVICES}?id=%00",
         f"{INVENTORY}/groups/a%00b/devices",
         f"{DEPLOYMENTS}?search={'x' * 4097}",
+        f"{DEVAUTH_DEVICES}?id=c",
     ],
 )
 def test_unstorable_query_or_path_is_400(user_client: APIClient, url: str) -> None:
