@@ -206,7 +206,8 @@ def _valid_bodies(ids: dict[str, str], pubkey: str) -> dict[tuple[str, str], Any
             "update_control_map": True,
         },
         ("put", f"{device_deployments}/<uuid:deployment_id>/status"): {
-            "status": "downloading"
+            "status": "downloading",
+            "substate": "fetching",
         },
         ("put", f"{device_deployments}/<uuid:deployment_id>/log"): {
             "messages": [
