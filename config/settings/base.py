@@ -114,6 +114,8 @@ FLOTILLA_MAX_IDENTITY_DATA_SIZE = env.int(
     "FLOTILLA_MAX_IDENTITY_DATA_SIZE", default=4096
 )
 FLOTILLA_MAX_PUBKEY_SIZE = env.int("FLOTILLA_MAX_PUBKEY_SIZE", default=8192)
+# New keys for one identity wait as pending auth sets; beyond this many a new key is refused.
+FLOTILLA_MAX_PENDING_AUTH_SETS = env.int("FLOTILLA_MAX_PENDING_AUTH_SETS", default=10)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Tokens

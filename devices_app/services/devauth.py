@@ -107,6 +107,8 @@ def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
         device = _lock_or_create_device(request)
         if device.status == DeviceStatus.DECOMMISSIONED:
             raise DeviceNotAccepted("device decommissioned")
+        if not device.auth_sets.filter(pubkey=request.pubkey).exists():
+            _check_room_for_a_pending_key(device)
         auth_set, _ = AuthSet.objects.get_or_create(
             device=device,
             pubkey=request.pubkey,
@@ -127,6 +129,18 @@ def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
     if token is None:
         raise DeviceNotAccepted("unauthorized")
     return token
+
+
+def _check_room_for_a_pending_key(device: Device) -> None:
+    """At most FLOTILLA_MAX_PENDING_AUTH_SETS pending keys per device (call with the device locked).
+
+    Anyone who knows an identity can add keys to it, and every device list shows them all.
+    """
+    limit = settings.FLOTILLA_MAX_PENDING_AUTH_SETS
+    if device.auth_sets.filter(status=AuthSetStatus.PENDING).count() >= limit:
+        raise InvalidAuthRequest(
+            f"invalid auth request: the device already has {limit} pending keys"
+        )
 
 
 def _lock_or_create_device(request: AuthRequest) -> Device:

@@ -185,3 +185,29 @@ def test_a_page_of_pending_devices_with_largest_identities_stays_small(
     assert inventory_page.status_code == 200
     assert len(inventory_page.json()) == 20
     assert len(inventory_page.content) < 20 * per_device
+
+
+def test_pending_keys_per_device_are_capped(
+    api_client: APIClient, settings: Any
+) -> None:
+    # given: a device whose identity already has the maximum of pending keys
+    settings.FLOTILLA_MAX_PENDING_AUTH_SETS = 3
+    identity = {"mac": "02:00:00:00:00:42"}
+    keys = [make_key("p256") for _ in range(4)]
+    for key in keys[:3]:
+        assert (
+            post_signed(api_client, key, auth_request_body(key, identity)).status_code
+            == 401
+        )
+    before = table_fingerprint()
+
+    # when: a fourth key arrives, and one of the three known keys again
+    refused = post_signed(api_client, keys[3], auth_request_body(keys[3], identity))
+    repeated = post_signed(api_client, keys[0], auth_request_body(keys[0], identity))
+
+    # then
+    assert refused.status_code == 400
+    assert "already has 3 pending keys" in refused.json()["error"]
+    assert repeated.status_code == 401
+    assert table_fingerprint() == before
+    assert AuthSet.objects.filter(device__identity_data=identity).count() == 3
