@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.db.models import Model, QuerySet
 
 from config.errors import InvalidInput
+from config.input_policy import PG_BIGINT_MAX
 
 _M = TypeVar("_M", bound=Model)
 _R = TypeVar("_R")
@@ -47,6 +48,9 @@ def parse_page(
     per_page = _positive_int(params, "per_page", default_per_page)
     if per_page > max_per_page:
         raise InvalidInput("Param per_page is out of bounds")
+    # The page's OFFSET and LIMIT must fit PostgreSQL's bigint.
+    if page * per_page > PG_BIGINT_MAX:
+        raise InvalidInput("Param page is out of bounds")
     return Page(number=page, per_page=per_page)
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.api.middleware.RequestIdMiddleware",
+    "config.api.middleware.InputPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Serves the admin's static files from gunicorn (collectstatic puts them in STATIC_ROOT).
@@ -136,6 +137,24 @@ FLOTILLA_CHUNKED_SPOOL_IN_MEMORY = env.int(
     "FLOTILLA_CHUNKED_SPOOL_IN_MEMORY", default=1024 * 1024
 )
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
+
+# Input policy (config.input_policy): what any API request may carry; over it -> 400 (413 for size).
+# Every request body except multipart uploads; 1 MiB is Mender deviceauth's request_size_limit.
+FLOTILLA_MAX_JSON_BODY = env.int("FLOTILLA_MAX_JSON_BODY", default=1024 * 1024)
+# Nesting of JSON documents (bodies, identity data, artifact headers); Mender's are 2-4 deep.
+FLOTILLA_MAX_JSON_DEPTH = env.int("FLOTILLA_MAX_JSON_DEPTH", default=32)
+# Each query parameter value and path segment (the longest column is 4096 characters).
+FLOTILLA_MAX_QUERY_VALUE_LENGTH = env.int(
+    "FLOTILLA_MAX_QUERY_VALUE_LENGTH", default=4096
+)
+# Device identities and public keys (auth requests and preauthorization): every management
+# list of devices carries them, so they stay small (an RSA-8192 PEM is about 1.5 KB).
+FLOTILLA_MAX_IDENTITY_DATA_SIZE = env.int(
+    "FLOTILLA_MAX_IDENTITY_DATA_SIZE", default=4096
+)
+FLOTILLA_MAX_PUBKEY_SIZE = env.int("FLOTILLA_MAX_PUBKEY_SIZE", default=8192)
+# New keys for one identity wait as pending auth sets; beyond this many a new key is refused.
+FLOTILLA_MAX_PENDING_AUTH_SETS = env.int("FLOTILLA_MAX_PENDING_AUTH_SETS", default=10)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Upload file parts spool here (config.uploads): a dedicated directory, swept for what killed
 # uploads leave, on the artifacts' filesystem, so storing an upload is a rename, not a copy.
@@ -170,7 +189,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.IsManagementUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.PolicyJSONParser"],
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
+from config.api.query_params import uuid_list
 from config.errors import InvalidInput
 from devices_app import selectors
 from devices_app.api.authentication import DeviceAPIView
@@ -69,7 +70,7 @@ class DeviceListView(APIView):
         page = parse_page(request.query_params)
         statuses = _status_filter(request.query_params.get("status"))
         devices = selectors.list_devices(
-            statuses=statuses, ids=request.query_params.getlist("id") or None
+            statuses=statuses, ids=uuid_list(request.query_params, "id") or None
         )
         if statuses is None:
             devices = devices.exclude(status=DeviceStatus.DECOMMISSIONED)
