@@ -1,7 +1,8 @@
 """Rate limits on logins (useradm and admin) and device auth requests; lockouts; no timing oracle.
 
 Counters live in Redis (the ``ratelimit`` cache); each test gets fresh ones (``fresh_rate_limits``)
-and sets small limits through the settings.
+and sets small limits through the settings, per day: a fixed window that ended during a test
+would reset its counters, and a day makes that practically impossible.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits"
 LOGIN = "/api/management/v1/useradm/auth/login"
 AUTH_REQUESTS = "/api/devices/v1/authentication/auth_requests"
 ADMIN_LOGIN = "/admin/login/"
+DAY = 24 * 3600
 
 
 def _basic(login: str, password: str) -> str:
@@ -54,30 +56,30 @@ def _assert_throttled(response: Any, window: int) -> None:
 
 
 def test_auth_requests_are_limited_per_source_address(settings: Any) -> None:
-    settings.FLOTILLA_RATELIMIT_AUTH_REQUESTS_PER_ADDRESS = "3/m"
+    settings.FLOTILLA_RATELIMIT_AUTH_REQUESTS_PER_ADDRESS = "3/d"
 
     answers = [_auth_request("10.1.0.1").status_code for _ in range(3)]
     refused = _auth_request("10.1.0.1")
     other_address = _auth_request("10.1.0.2")
 
     assert answers == [400, 400, 400]  # unsigned: refused by the view, but counted
-    _assert_throttled(refused, 60)
+    _assert_throttled(refused, DAY)
     assert other_address.status_code == 400
     assert Device.objects.count() == 0
 
 
 def test_auth_requests_are_limited_globally(settings: Any) -> None:
-    settings.FLOTILLA_RATELIMIT_AUTH_REQUESTS_GLOBAL = "4/m"
+    settings.FLOTILLA_RATELIMIT_AUTH_REQUESTS_GLOBAL = "4/d"
 
     answers = [_auth_request(f"10.2.0.{n}").status_code for n in range(4)]
     refused = _auth_request("10.2.0.99")
 
     assert answers == [400] * 4
-    _assert_throttled(refused, 60)
+    _assert_throttled(refused, DAY)
 
 
 def test_logins_are_limited_per_source_address(operator: Any, settings: Any) -> None:
-    settings.FLOTILLA_RATELIMIT_LOGIN_PER_ADDRESS = "3/5m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_PER_ADDRESS = "3/d"
 
     answers = [
         _login("ops@example.com", "wrong", "10.3.0.1").status_code for _ in range(3)
@@ -86,7 +88,7 @@ def test_logins_are_limited_per_source_address(operator: Any, settings: Any) -> 
     elsewhere = _login("ops@example.com", "secret-pass-123", "10.3.0.2")
 
     assert answers == [401, 401, 401]
-    _assert_throttled(refused, 300)
+    _assert_throttled(refused, DAY)
     assert elsewhere.status_code == 200
     lockout = LoginLockout.objects.get()
     assert (lockout.scope, lockout.subject) == ("address", "10.3.0.1")
@@ -94,7 +96,7 @@ def test_logins_are_limited_per_source_address(operator: Any, settings: Any) -> 
 
 
 def test_logins_are_limited_globally(operator: Any, settings: Any) -> None:
-    settings.FLOTILLA_RATELIMIT_LOGIN_GLOBAL = "2/m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_GLOBAL = "2/d"
 
     answers = [
         _login("ops@example.com", "wrong", f"10.4.0.{n}").status_code for n in range(2)
@@ -102,14 +104,14 @@ def test_logins_are_limited_globally(operator: Any, settings: Any) -> None:
     refused = _login("ops@example.com", "secret-pass-123", "10.4.0.9")
 
     assert answers == [401, 401]
-    _assert_throttled(refused, 60)
+    _assert_throttled(refused, DAY)
 
 
 @pytest.mark.parametrize("login", ["ops@example.com", "nobody@example.com"])
 def test_failed_logins_lock_the_account_known_or_not(
     operator: Any, settings: Any, login: str
 ) -> None:
-    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "3/15m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "3/d"
 
     # given: three wrong passwords from three addresses
     answers = [_login(login, "wrong", f"10.5.0.{n}").status_code for n in range(3)]
@@ -120,7 +122,7 @@ def test_failed_logins_lock_the_account_known_or_not(
 
     # then: refused the same way for both, until the window ends
     assert answers == [401, 401, 401]
-    _assert_throttled(locked, 900)
+    _assert_throttled(locked, DAY)
     assert other_account.status_code == 401
     lockout = LoginLockout.objects.get()
     assert (lockout.scope, lockout.subject, lockout.failures) == ("account", login, 3)
@@ -131,7 +133,7 @@ def test_failed_logins_lock_the_account_known_or_not(
 def test_successful_logins_do_not_count_as_failures(
     operator: Any, settings: Any
 ) -> None:
-    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "2/15m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "2/d"
 
     answers = [
         _login("ops@example.com", "secret-pass-123").status_code for _ in range(4)
@@ -144,7 +146,7 @@ def test_successful_logins_do_not_count_as_failures(
 def test_the_admin_login_shares_the_account_lockout_and_shows_it(
     django_user_model: Any, settings: Any
 ) -> None:
-    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "2/15m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "2/d"
     django_user_model.objects.create_superuser(
         username="root", email="root@example.com", password="root-pass-123"
     )
@@ -157,11 +159,11 @@ def test_the_admin_login_shares_the_account_lockout_and_shows_it(
 
     assert answers == [200, 200]  # the form again, with its error
     assert locked.status_code == 429
-    assert 1 <= int(locked["Retry-After"]) <= 900
+    assert 1 <= int(locked["Retry-After"]) <= DAY
     assert "_auth_user_id" not in attacker.session
     assert api_locked.status_code == 429
     # the operator (from elsewhere, another account) sees the lockout in the admin
-    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "1000/15m"
+    settings.FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = "1000/d"
     django_user_model.objects.create_superuser(
         username="ops2", email="ops2@example.com", password="ops2-pass-123"
     )
