@@ -7,6 +7,7 @@ Counting is django-ratelimit's (``get_usage``: an atomic ``add`` + ``incr`` per 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -81,12 +82,20 @@ def count_hit(
 
 
 def client_address(request: Any) -> str:
-    """The source address limits are counted by (``FLOTILLA_RATELIMIT_IP_HEADER`` behind a proxy)."""
+    """The source address limits are counted by (``FLOTILLA_RATELIMIT_IP_HEADER`` behind a proxy).
+
+    IPv6 addresses count by their /64: one subscriber usually holds a whole /64.
+    """
+    address = ""
     header = settings.FLOTILLA_RATELIMIT_IP_HEADER
     if header:
-        forwarded = request.META.get(header, "")
         # The proxy appends the address it saw; anything left of it came from the client.
-        address = forwarded.split(",")[-1].strip()
-        if address:
-            return address
-    return request.META.get("REMOTE_ADDR") or "unknown"
+        address = request.META.get(header, "").split(",")[-1].strip()
+    address = address or request.META.get("REMOTE_ADDR") or ""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False).network_address)
+    return str(parsed)
