@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
@@ -31,6 +32,9 @@ class AccessTokenQuerySet(models.QuerySet["AccessToken"]):
         return self.filter(expires_at__lte=before)
 
 
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
 class AccessToken(models.Model):
     """One issued user JWT; the token is valid only while its row exists (revocation deletes it).
 
@@ -47,6 +51,8 @@ class AccessToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # NULL: a personal access token issued without expiry (Mender's expires_in=0).
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Mender's last_used, to the minute or so: refreshed at most every LAST_USED_RESOLUTION.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     objects = AccessTokenQuerySet.as_manager()
 
@@ -69,6 +75,11 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name or self.pk}"
+
+    def is_last_used_stale(self, now: dt.datetime) -> bool:
+        return (
+            self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION
+        )
 
 
 class UserProfile(models.Model):

@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from config.accounts.models import AccessToken
 from config.accounts.selectors import get_live_token
-from config.accounts.services.tokens import token_digest
+from config.accounts.services.tokens import record_token_use, token_digest
 from config.api.tokens import USER_CLAIM, InvalidToken, bearer_token, decode_token
 
 
@@ -17,7 +17,8 @@ class UserTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <user JWT>``: a login token or a personal access token.
 
     The signature is checked first (no query); then one indexed lookup finds the token's row,
-    which exists only while the token is neither revoked nor its user deleted.
+    which exists only while the token is neither revoked nor its user deleted. ``last_used_at``
+    is written at most once a minute per token.
     """
 
     def authenticate(self, request: Any) -> tuple[Any, AccessToken] | None:
@@ -35,6 +36,7 @@ class UserTokenAuthentication(authentication.BaseAuthentication):
         row = get_live_token(token_id=token_id, token_hash=token_digest(token))
         if row is None:
             raise exceptions.AuthenticationFailed("token revoked or user inactive")
+        record_token_use(token=row)
         return row.user, row
 
     def authenticate_header(self, request: Any) -> str:

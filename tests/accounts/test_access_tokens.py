@@ -193,9 +193,32 @@ def test_token_authentication_costs_one_query(
     user_token: str, django_assert_num_queries: Any
 ) -> None:
     client = _client(user_token)
+    assert client.get(ME).status_code == 200  # the first use records last_used_at
     # GET /users/me = the token lookup (with its user) + the user read of the view
     with django_assert_num_queries(2):
         assert client.get(ME).status_code == 200
+
+
+def test_last_used_is_recorded_at_most_once_a_minute(
+    management_client: APIClient,
+) -> None:
+    token = management_client.post(TOKENS, {"name": "ci"}, format="json").content
+    pat = _client(token.decode())
+    assert "last_used" not in management_client.get(TOKENS).json()[0]
+
+    pat.get(ME)
+    first = AccessToken.objects.personal().get().last_used_at
+    pat.get(ME)
+    unchanged = AccessToken.objects.personal().get().last_used_at
+    AccessToken.objects.personal().update(last_used_at=first - dt.timedelta(minutes=2))
+    pat.get(ME)
+    refreshed = AccessToken.objects.personal().get().last_used_at
+
+    assert first is not None
+    assert unchanged == first
+    assert refreshed > first
+    listed = management_client.get(TOKENS).json()[0]["last_used"]
+    assert listed == refreshed.isoformat().replace("+00:00", "Z")
 
 
 def test_purge_expired_tokens_deletes_only_expired_rows(operator: Any) -> None:

@@ -68,10 +68,11 @@ class TokenOutputSerializer(serializers.ModelSerializer[AccessToken]):
 
     class Meta:
         model = AccessToken
-        fields = ["id", "name", "created_ts", "expiration_date"]
+        fields = ["id", "name", "created_ts", "expiration_date", "last_used"]
 
     created_ts = serializers.SerializerMethodField()
     expiration_date = serializers.SerializerMethodField()
+    last_used = serializers.SerializerMethodField()
 
     def get_created_ts(self, token: AccessToken) -> str:
         return rfc3339(token.created_at)
@@ -79,9 +80,14 @@ class TokenOutputSerializer(serializers.ModelSerializer[AccessToken]):
     def get_expiration_date(self, token: AccessToken) -> str | None:
         return rfc3339(token.expires_at) if token.expires_at else None
 
+    def get_last_used(self, token: AccessToken) -> str | None:
+        return rfc3339(token.last_used_at) if token.last_used_at else None
+
     def to_representation(self, token: AccessToken) -> dict[str, Any]:
         data = super().to_representation(token)
         data["id"] = str(token.pk)
-        if data["expiration_date"] is None:
-            del data["expiration_date"]  # Mender omits it for tokens that never expire
+        # Mender omits both when unset (a token that never expires, or was never used).
+        for optional in ("expiration_date", "last_used"):
+            if data[optional] is None:
+                del data[optional]
         return data

@@ -85,6 +85,14 @@ def issue_personal_access_token(
         ) from None
 
 
+def record_token_use(*, token: AccessToken) -> None:
+    """Keep ``last_used_at`` current to ``LAST_USED_RESOLUTION``: a write per token per minute, not per request."""
+    now = timezone.now()
+    if token.is_last_used_stale(now):
+        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
 def revoke_token(*, token_id: uuid.UUID) -> None:
     """Revoke one token (logout); unknown ids are ignored."""
     AccessToken.objects.filter(pk=token_id).delete()
