@@ -173,7 +173,7 @@ def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], boo
         common.setup_django(env)
         from django.contrib.auth import get_user_model
 
-        from config.api.useradm import issue_user_token
+        from config.accounts.services.tokens import issue_user_token
         from devices_app.management.commands.generate_fleet import create_releases
 
         _sql("VACUUM ANALYZE")

@@ -121,7 +121,7 @@ def server_env(media_root: Path, port: int) -> dict[str, str]:
 def create_user_and_token(env: dict[str, str]) -> str:
     code = (
         "from django.contrib.auth import get_user_model\n"
-        "from config.api.useradm import issue_user_token\n"
+        "from config.accounts.services.tokens import issue_user_token\n"
         f"u = get_user_model().objects.create_user(username={USERNAME!r}, email={USERNAME!r}, password={PASSWORD!r})\n"
         "print(issue_user_token(user=u))\n"
     )

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.api.useradm import CurrentUserView, LoginView
+from config.accounts.admin_login import throttled_admin_login
+from config.accounts.api import urls as accounts_urls
 from config.health import healthz, readyz
 from config.metrics import metrics
 from deployments_app.api import deployment_urls
@@ -9,8 +10,7 @@ from deployments_app.api import urls as deployments_urls
 from devices_app.api import urls as devices_urls
 
 management_urlpatterns = [
-    path("v1/useradm/auth/login", LoginView.as_view()),
-    path("v1/useradm/users/me", CurrentUserView.as_view()),
+    *accounts_urls.management_urlpatterns,
     *devices_urls.management_urlpatterns,
     *deployments_urls.management_urlpatterns,
     *deployment_urls.management_urlpatterns,
@@ -22,6 +22,7 @@ device_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("admin/login/", throttled_admin_login),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),

@@ -17,7 +17,7 @@ def operator(django_user_model: Any) -> Any:
 
 @pytest.fixture
 def user_token(operator: Any) -> str:
-    from config.api.useradm import issue_user_token
+    from config.accounts.services.tokens import issue_user_token
 
     return issue_user_token(user=operator)
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "config.accounts",
     "devices_app",
     "deployments_app",
 ]
@@ -182,6 +183,33 @@ FLOTILLA_USER_TOKEN_TTL = timedelta(
     seconds=env.int("FLOTILLA_USER_TOKEN_TTL", default=7 * 24 * 3600)
 )
 FLOTILLA_JWT_ISSUER = env("FLOTILLA_JWT_ISSUER", default="Flotilla")
+# Personal access tokens (Mender useradm): per-user cap and longest lifetime in seconds.
+FLOTILLA_PAT_LIMIT_PER_USER = env.int("FLOTILLA_PAT_LIMIT_PER_USER", default=10)
+FLOTILLA_PAT_MAX_EXPIRES_IN = env.int("FLOTILLA_PAT_MAX_EXPIRES_IN", default=31536000)
+
+# Rate limits ("count/period": s, m, h, d, e.g. "10/15m"; empty turns one off), counted in Redis
+# so every web process shares them (config.ratelimits). Over a limit: 429 with Retry-After.
+FLOTILLA_RATELIMIT_AUTH_REQUESTS_PER_ADDRESS = env(
+    "FLOTILLA_RATELIMIT_AUTH_REQUESTS_PER_ADDRESS", default="60/m"
+)
+FLOTILLA_RATELIMIT_AUTH_REQUESTS_GLOBAL = env(
+    "FLOTILLA_RATELIMIT_AUTH_REQUESTS_GLOBAL", default="6000/m"
+)
+FLOTILLA_RATELIMIT_LOGIN_PER_ADDRESS = env(
+    "FLOTILLA_RATELIMIT_LOGIN_PER_ADDRESS", default="30/5m"
+)
+FLOTILLA_RATELIMIT_LOGIN_GLOBAL = env(
+    "FLOTILLA_RATELIMIT_LOGIN_GLOBAL", default="600/m"
+)
+# Wrong passwords per login name before it is locked until the window ends.
+FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT = env(
+    "FLOTILLA_RATELIMIT_LOGIN_FAILURES_PER_ACCOUNT", default="10/15m"
+)
+# Behind a reverse proxy: the request header carrying the client address, as a META key
+# (e.g. HTTP_X_FORWARDED_FOR; the last address in it is used). Empty: REMOTE_ADDR.
+FLOTILLA_RATELIMIT_IP_HEADER = env("FLOTILLA_RATELIMIT_IP_HEADER", default="")
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_CACHE_PREFIX = env("FLOTILLA_RATELIMIT_CACHE_PREFIX", default="flotilla-rl:")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -266,6 +294,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments_app.tasks.sweep_upload_leftovers_task",
         "schedule": env.float("FLOTILLA_UPLOAD_SWEEP_INTERVAL", default=900.0),
         "options": {"expires": 600},
+    "purge-expired-access-tokens": {
+        "task": "config.accounts.tasks.purge_expired_access_tokens_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
     # Repairs saved-filter membership drift; bounded batches, runs never overlap (cache lock).
     "reevaluate-device-filters": {
@@ -279,7 +311,12 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-    }
+    },
+    # Rate-limit counters: always Redis (shared by every web process), even in tests.
+    "ratelimit": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+    },
 }
 
 # Deployment engine

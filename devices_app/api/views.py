@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.api.query_params import uuid_list
+from config.api.throttles import AUTH_REQUEST_THROTTLES
 from config.errors import InvalidInput
 from devices_app import selectors
 from devices_app.api.authentication import DeviceAPIView
@@ -31,6 +32,7 @@ class AuthRequestView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
+    throttle_classes = AUTH_REQUEST_THROTTLES
 
     def post(self, request: Request) -> HttpResponse | Response:
         signature = request.META.get("HTTP_X_MEN_SIGNATURE")
