@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from config.api.schema_view import SchemaView
 from config.api.useradm import CurrentUserView, LoginView
 from deployments_app.api import deployment_urls
 from deployments_app.api import urls as deployments_urls
@@ -30,6 +31,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("api/management/", include(management_urlpatterns)),
     path("api/devices/", include(device_urlpatterns)),
+    path("api/schema/", SchemaView.as_view()),
 ]
 
 handler404 = "config.api.errors.json_not_found"

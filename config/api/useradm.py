@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import schema
 from config.api.errors import error_response
 from config.api.tokens import USER_CLAIM, issue_token
 from config.timestamps import rfc3339
@@ -56,6 +57,7 @@ def issue_user_token(*, user: Any) -> str:
     )
 
 
+@schema.login
 class LoginView(APIView):
     """``POST /api/management/v1/useradm/auth/login``."""
 
@@ -74,6 +76,7 @@ class LoginView(APIView):
         return HttpResponse(issue_user_token(user=user), content_type="application/jwt")
 
 
+@schema.current_user
 class CurrentUserView(APIView):
     """``GET /api/management/v1/useradm/users/me``."""
 

@@ -14,6 +14,7 @@ from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from devices_app import selectors
+from devices_app.api import schema
 from devices_app.api.authentication import DeviceAPIView
 from devices_app.api.serializers import (
     DEVICE_STATUS_FILTERS,
@@ -25,6 +26,7 @@ from devices_app.services import devauth
 from devices_app.states import DeviceStatus
 
 
+@schema.auth_request
 class AuthRequestView(APIView):
     """``POST /api/devices/v1/authentication/auth_requests``: the Authorization header carries a tenant token."""
 
@@ -42,6 +44,7 @@ class AuthRequestView(APIView):
         return HttpResponse(token, content_type="application/jwt")
 
 
+@schema.device_ping
 class DevicePingView(DeviceAPIView, APIView):
     """``GET|POST /api/devices/v1/flotilla/ping``: our own trivial device-authenticated endpoint.
 
@@ -62,6 +65,7 @@ def _status_filter(raw: str | None) -> list[str] | None:
     return [raw]
 
 
+@schema.device_list
 class DeviceListView(APIView):
     """``GET /devices`` (list, paged) and ``POST /devices`` (preauthorize)."""
 
@@ -86,6 +90,7 @@ class DeviceListView(APIView):
         )
 
 
+@schema.device_detail
 class DeviceDetailView(APIView):
     def get(self, request: Request, device_id: Any) -> Response:
         return Response(
@@ -97,6 +102,7 @@ class DeviceDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_count
 class DeviceCountView(APIView):
     def get(self, request: Request) -> Response:
         statuses = _status_filter(request.query_params.get("status"))
@@ -105,6 +111,7 @@ class DeviceCountView(APIView):
         )
 
 
+@schema.auth_set_status
 class AuthSetStatusView(APIView):
     def get(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
         device = selectors.get_device(device_id=device_id)
@@ -128,12 +135,14 @@ class AuthSetStatusView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.auth_set_detail
 class AuthSetDetailView(APIView):
     def delete(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
         devauth.delete_auth_set(device_id=device_id, auth_set_id=auth_set_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.token_detail
 class TokenDetailView(APIView):
     def delete(self, request: Request, token_id: Any) -> Response:
         if not devauth.revoke_device_token(token_id=token_id):
@@ -141,6 +150,7 @@ class TokenDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_limit
 class DeviceLimitView(APIView):
     def get(self, request: Request) -> Response:
         return Response({"limit": 0})
