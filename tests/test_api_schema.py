@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
 import yaml
@@ -38,6 +40,18 @@ INVENTORY_DEVICES = "/api/management/v1/inventory/devices"
 INVENTORY_SEARCH = "/api/management/v2/inventory/filters/search"
 ARTIFACTS = "/api/management/v1/deployments/artifacts"
 DEPLOYMENTS = "/api/management/v1/deployments/deployments"
+SCHEMA_DEVICE_TERM = {
+    "scope": "inventory",
+    "attribute": "device_type",
+    "type": "$eq",
+    "value": "schema-device",
+}
+PROVIDES = {
+    "device_provides": {
+        "device_type": "schema-device",
+        "artifact_name": "schema-release-0",
+    }
+}
 # Methods Django and DRF answer on every view by themselves; the document leaves them out.
 IMPLICIT_METHODS = {"head", "options", "trace"}
 
@@ -187,63 +201,99 @@ def _last_segment(location: str) -> str:
     return location.rstrip("/").rsplit("/", 1)[-1]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_main_flows_answer_as_the_document_says(
-    live_server_url: str,
-    user_token: str,
-    document: dict[str, Any],
-    artifact_file: Path,
-) -> None:
-    contract = OpenApiContract(document)
-    session = requests.Session()
-    management = {"Authorization": f"Bearer {user_token}"}
+class LiveApi:
+    """Requests to the live server; every response is checked against the document."""
 
-    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
+    def __init__(self, base_url: str, contract: OpenApiContract) -> None:
+        self.base_url = base_url
+        self.contract = contract
+        self.session = requests.Session()
+
+    def call(
+        self, method: str, path: str, expect: int, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", 30)
-        return contract.check(
-            session.request(method, f"{live_server_url}{path}", **kwargs)
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        response = self.session.request(method, url, **kwargs)
+        assert response.status_code == expect, (
+            f"{method} {path}: {response.status_code} {response.text[:300]}"
         )
+        return self.contract.check(response)
 
-    def expect(status: int) -> Callable[[requests.Response], requests.Response]:
-        def check(response: requests.Response) -> requests.Response:
-            assert response.status_code == status, response.text
-            return response
-
-        return check
-
-    # device authentication: pending, accepted by the operator, then a token
-    key = make_key("p256")
-    body, signature = signed_auth_request(key, {"mac": "02:00:00:5c:4e:01"})
-    auth_headers = {
-        "Authorization": "Bearer ",
-        "X-MEN-Signature": signature,
-        "Content-Type": "application/json",
-    }
-    expect(401)(call("POST", AUTH_REQUESTS, data=body, headers=auth_headers))
-    devices = expect(200)(
-        call("GET", DEVAUTH_DEVICES, params={"per_page": 1}, headers=management)
-    ).json()
-    device_id, auth_set_id = devices[0]["id"], devices[0]["auth_sets"][0]["id"]
-    expect(204)(
-        call(
+    def authenticate_device(self, mac: str, management: dict[str, str]) -> Device:
+        """Auth request (401, pending), accepted by the operator, auth request again (token)."""
+        key = make_key("p256")
+        body, signature = signed_auth_request(key, {"mac": mac})
+        headers = {
+            "Authorization": "Bearer ",
+            "X-MEN-Signature": signature,
+            "Content-Type": "application/json",
+        }
+        self.call("POST", AUTH_REQUESTS, 401, data=body, headers=headers)
+        devices = self.call(
+            "GET",
+            DEVAUTH_DEVICES,
+            200,
+            params={"status": "pending"},
+            headers=management,
+        ).json()
+        [pending] = [d for d in devices if d["identity_data"] == {"mac": mac}]
+        auth_set_id = pending["auth_sets"][0]["id"]
+        self.call(
             "PUT",
-            f"{DEVAUTH_DEVICES}/{device_id}/auth/{auth_set_id}/status",
+            f"{DEVAUTH_DEVICES}/{pending['id']}/auth/{auth_set_id}/status",
+            204,
             json={"status": "accepted"},
             headers=management,
         )
-    )
-    device_token = expect(200)(
-        call("POST", AUTH_REQUESTS, data=body, headers=auth_headers)
-    ).text
-    device = {"Authorization": f"Bearer {device_token}"}
-    expect(200)(call("GET", f"{DEVAUTH_DEVICES}/{device_id}", headers=management))
-    expect(200)(
-        call(
-            "GET",
-            f"{DEVAUTH_DEVICES}/count",
-            params={"status": "accepted"},
+        token = self.call("POST", AUTH_REQUESTS, 200, data=body, headers=headers).text
+        return Device(id=pending["id"], auth_set_id=auth_set_id, token=token)
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    auth_set_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def upload_artifact(api: LiveApi, artifact: Path, management: dict[str, str]) -> str:
+    with artifact.open("rb") as handle:
+        uploaded = api.call(
+            "POST",
+            ARTIFACTS,
+            201,
+            data={"description": "schema test"},
+            files={"artifact": (artifact.name, handle)},
             headers=management,
         )
+    return _last_segment(uploaded.headers["Location"])
+
+
+def create_deployment(
+    api: LiveApi, path: str, body: dict[str, Any], management: dict[str, str]
+) -> str:
+    created = api.call("POST", path, 201, json=body, headers=management)
+    return _last_segment(created.headers["Location"])
+
+
+def exercise_main_flows(
+    api: LiveApi, management: dict[str, str], artifact_file: Path
+) -> str:
+    """Device auth, inventory, artifact upload, a deployment the device installs; the artifact id."""
+    # device authentication: pending, accepted by the operator, then a token
+    device = api.authenticate_device("02:00:00:5c:4e:01", management)
+    api.call("GET", f"{DEVAUTH_DEVICES}/{device.id}", 200, headers=management)
+    api.call(
+        "GET",
+        f"{DEVAUTH_DEVICES}/count",
+        200,
+        params={"status": "accepted"},
+        headers=management,
     )
 
     # inventory: the device writes, the operator reads
@@ -251,123 +301,89 @@ def test_main_flows_answer_as_the_document_says(
         {"name": "device_type", "value": "schema-device"},
         {"name": "artifact_name", "value": "schema-release-0"},
     ]
-    expect(200)(call("PATCH", DEVICE_ATTRIBUTES, json=attributes, headers=device))
-    expect(200)(
-        call(
-            "PUT",
-            DEVICE_ATTRIBUTES,
-            json=[*attributes, {"name": "cpus", "value": ["a53", "a72"]}],
-            headers=device,
-        )
+    api.call("PATCH", DEVICE_ATTRIBUTES, 200, json=attributes, headers=device.headers)
+    api.call(
+        "PUT",
+        DEVICE_ATTRIBUTES,
+        200,
+        json=[*attributes, {"name": "cpus", "value": ["a53", "a72"]}],
+        headers=device.headers,
     )
-    inventory = expect(200)(
-        call("GET", f"{INVENTORY_DEVICES}/{device_id}", headers=management)
+    inventory = api.call(
+        "GET", f"{INVENTORY_DEVICES}/{device.id}", 200, headers=management
     ).json()
     assert {"name": "cpus", "scope": "inventory", "value": ["a53", "a72"]} in (
         inventory["attributes"]
     )
-    expect(200)(call("GET", INVENTORY_DEVICES, headers=management))
-    found = expect(200)(
-        call(
-            "POST",
-            INVENTORY_SEARCH,
-            json={
-                "filters": [
-                    {
-                        "scope": "inventory",
-                        "attribute": "device_type",
-                        "type": "$eq",
-                        "value": "schema-device",
-                    }
-                ]
-            },
-            headers=management,
-        )
+    api.call("GET", INVENTORY_DEVICES, 200, headers=management)
+    found = api.call(
+        "POST",
+        INVENTORY_SEARCH,
+        200,
+        json={"filters": [SCHEMA_DEVICE_TERM]},
+        headers=management,
     ).json()
-    assert [d["id"] for d in found] == [device_id]
+    assert [d["id"] for d in found] == [device.id]
 
     # artifacts: upload, list, get
-    with artifact_file.open("rb") as handle:
-        uploaded = expect(201)(
-            call(
-                "POST",
-                ARTIFACTS,
-                data={"description": "schema test"},
-                files={"artifact": (artifact_file.name, handle)},
-                headers=management,
-            )
-        )
-    artifact_id = _last_segment(uploaded.headers["Location"])
-    expect(200)(call("GET", ARTIFACTS, headers=management))
-    expect(200)(call("GET", f"{ARTIFACTS}/list", headers=management))
-    artifact = expect(200)(
-        call("GET", f"{ARTIFACTS}/{artifact_id}", headers=management)
+    artifact_id = upload_artifact(api, artifact_file, management)
+    api.call("GET", ARTIFACTS, 200, headers=management)
+    api.call("GET", f"{ARTIFACTS}/list", 200, headers=management)
+    artifact = api.call(
+        "GET", f"{ARTIFACTS}/{artifact_id}", 200, headers=management
     ).json()
     assert artifact["name"] == "schema-release-1"
 
     # deployments: create, list, get, statistics, devices
-    created = expect(201)(
-        call(
-            "POST",
-            DEPLOYMENTS,
-            json={
-                "name": "schema",
-                "artifact_name": "schema-release-1",
-                "devices": [device_id],
-            },
-            headers=management,
-        )
+    deployment_id = create_deployment(
+        api,
+        DEPLOYMENTS,
+        {"name": "schema", "artifact_name": "schema-release-1", "devices": [device.id]},
+        management,
     )
-    deployment_id = _last_segment(created.headers["Location"])
-    expect(200)(call("GET", DEPLOYMENTS, headers=management))
-    expect(200)(call("GET", f"{DEPLOYMENTS}/{deployment_id}", headers=management))
-    expect(200)(
-        call("GET", f"{DEPLOYMENTS}/{deployment_id}/statistics", headers=management)
-    )
-    expect(200)(
-        call("GET", f"{DEPLOYMENTS}/{deployment_id}/devices", headers=management)
-    )
-    expect(200)(
-        call("GET", f"{DEPLOYMENTS}/{deployment_id}/devices/list", headers=management)
-    )
+    deployment_url = f"{DEPLOYMENTS}/{deployment_id}"
+    api.call("GET", DEPLOYMENTS, 200, headers=management)
+    api.call("GET", deployment_url, 200, headers=management)
+    api.call("GET", f"{deployment_url}/statistics", 200, headers=management)
+    api.call("GET", f"{deployment_url}/devices", 200, headers=management)
+    api.call("GET", f"{deployment_url}/devices/list", 200, headers=management)
 
     # the device polls, installs and reports
-    provides = {
-        "device_provides": {
-            "device_type": "schema-device",
-            "artifact_name": "schema-release-0",
-        }
-    }
-    instructions = expect(200)(
-        call("POST", NEXT_V2, json=provides, headers=device)
+    instructions = api.call(
+        "POST", NEXT_V2, 200, json=PROVIDES, headers=device.headers
     ).json()
     assert instructions["id"] == deployment_id
     status_url = f"{DEVICE_DEPLOYMENTS}/{deployment_id}/status"
     for status in ("downloading", "installing", "rebooting", "success"):
-        expect(204)(call("PUT", status_url, json={"status": status}, headers=device))
-    expect(204)(call("POST", NEXT_V2, json=provides, headers=device))
-    finished = expect(200)(
-        call("GET", f"{DEPLOYMENTS}/{deployment_id}", headers=management)
-    ).json()
+        api.call(
+            "PUT", status_url, 204, json={"status": status}, headers=device.headers
+        )
+    api.call("POST", NEXT_V2, 204, json=PROVIDES, headers=device.headers)
+    finished = api.call("GET", deployment_url, 200, headers=management).json()
     assert finished["status"] == "finished"
     assert finished["statistics"]["status"]["success"] == 1
-    expect(200)(
-        call(
-            "POST",
-            f"{DEPLOYMENTS}/statistics/list",
-            json={"deployment_ids": [deployment_id]},
-            headers=management,
-        )
-    )
-    expect(200)(call("GET", f"{DEPLOYMENTS}/devices/{device_id}", headers=management))
 
     # errors are documented too
-    expect(404)(call("GET", f"{DEPLOYMENTS}/{uuid.uuid4()}", headers=management))
-    expect(401)(call("GET", DEPLOYMENTS))
-    expect(400)(call("GET", DEVAUTH_DEVICES, params={"page": "x"}, headers=management))
+    api.call("GET", f"{DEPLOYMENTS}/{uuid.uuid4()}", 404, headers=management)
+    api.call("GET", DEPLOYMENTS, 401)
+    api.call("GET", DEVAUTH_DEVICES, 400, params={"page": "x"}, headers=management)
+    return artifact_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_main_flows_answer_as_the_document_says(
+    live_server_url: str,
+    user_token: str,
+    document: dict[str, Any],
+    artifact_file: Path,
+) -> None:
+    api = LiveApi(live_server_url, OpenApiContract(document))
+    management = {"Authorization": f"Bearer {user_token}"}
+
+    exercise_main_flows(api, management, artifact_file)
 
     # then: every operation of the brief was exercised and matched the document
-    exercised = {(method, path) for method, path, _status in contract.checked}
+    exercised = {(method, path) for method, path, _status in api.contract.checked}
     main_flows = {
         ("POST", AUTH_REQUESTS),
         ("PATCH", DEVICE_ATTRIBUTES),
@@ -375,23 +391,277 @@ def test_main_flows_answer_as_the_document_says(
         ("GET", "/api/management/v1/inventory/devices/{device_id}"),
         ("POST", ARTIFACTS),
         ("GET", ARTIFACTS),
-        ("GET", "/api/management/v1/deployments/artifacts/{artifact_id}"),
+        ("GET", f"{ARTIFACTS}/{{artifact_id}}"),
         ("POST", DEPLOYMENTS),
         ("GET", DEPLOYMENTS),
-        ("GET", "/api/management/v1/deployments/deployments/{deployment_id}"),
-        (
-            "GET",
-            "/api/management/v1/deployments/deployments/{deployment_id}/statistics",
-        ),
-        ("GET", "/api/management/v1/deployments/deployments/{deployment_id}/devices"),
+        ("GET", f"{DEPLOYMENTS}/{{deployment_id}}"),
+        ("GET", f"{DEPLOYMENTS}/{{deployment_id}}/statistics"),
+        ("GET", f"{DEPLOYMENTS}/{{deployment_id}}/devices"),
         ("POST", NEXT_V2),
-        (
-            "PUT",
-            "/api/devices/v1/deployments/device/deployments/{deployment_id}/status",
-        ),
+        ("PUT", f"{DEVICE_DEPLOYMENTS}/{{deployment_id}}/status"),
         ("GET", DEVAUTH_DEVICES),
     }
     assert main_flows - exercised == set()
+
+
+@pytest.fixture
+def second_artifact_file(tmp_path: Path) -> Path:
+    require_e2e(mender_artifact_missing())
+    directory = tmp_path / "second"
+    directory.mkdir()
+    return build_module_artifact(
+        directory,
+        "schema-release-2",
+        {"payload.txt": b"second\n"},
+        device_types=("schema-device",),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_operation_answers_as_the_document_says(
+    live_server_url: str,
+    operator: Any,
+    user_token: str,
+    document: dict[str, Any],
+    artifact_file: Path,
+    second_artifact_file: Path,
+) -> None:
+    """One pass over every documented operation, each response checked strictly."""
+    api = LiveApi(live_server_url, OpenApiContract(document))
+    management = {"Authorization": f"Bearer {user_token}"}
+    call = api.call
+
+    # useradm and the schema itself
+    call(
+        "POST",
+        "/api/management/v1/useradm/auth/login",
+        200,
+        auth=("ops@example.com", "secret-pass-123"),
+    )
+    call("GET", "/api/management/v1/useradm/users/me", 200, headers=management)
+    call("GET", SCHEMA_URL, 200, params={"format": "json"})
+
+    artifact_id = exercise_main_flows(api, management, artifact_file)
+
+    # devauth
+    device = api.authenticate_device("02:00:00:5c:4e:11", management)
+    call("GET", "/api/devices/v1/flotilla/ping", 200, headers=device.headers)
+    call("POST", "/api/devices/v1/flotilla/ping", 200, headers=device.headers)
+    call(
+        "POST",
+        DEVAUTH_DEVICES,
+        201,
+        json={
+            "identity_data": {"mac": "02:00:00:5c:4e:12"},
+            "pubkey": make_key("p256").public_pem,
+        },
+        headers=management,
+    )
+    [preauthorized] = call(
+        "GET",
+        DEVAUTH_DEVICES,
+        200,
+        params={"status": "preauthorized"},
+        headers=management,
+    ).json()
+    call(
+        "GET", "/api/management/v2/devauth/limits/max_devices", 200, headers=management
+    )
+    auth_set_url = f"{DEVAUTH_DEVICES}/{device.id}/auth/{device.auth_set_id}"
+    call("GET", f"{auth_set_url}/status", 200, headers=management)
+
+    # inventory
+    call(
+        "PATCH",
+        DEVICE_ATTRIBUTES,
+        200,
+        json=[
+            {"name": "device_type", "value": "schema-device"},
+            {"name": "artifact_name", "value": "schema-release-0"},
+        ],
+        headers=device.headers,
+    )
+    inventory_url = f"{INVENTORY_DEVICES}/{device.id}"
+    tags = [{"name": "env", "value": "lab"}]
+    call("PUT", f"{inventory_url}/tags", 200, json=tags, headers=management)
+    call("PATCH", f"{inventory_url}/tags", 200, json=tags, headers=management)
+    call(
+        "PUT", f"{inventory_url}/group", 204, json={"group": "lab"}, headers=management
+    )
+    call("GET", f"{inventory_url}/group", 200, headers=management)
+    call("GET", "/api/management/v1/inventory/groups", 200, headers=management)
+    group_devices = "/api/management/v1/inventory/groups/lab/devices"
+    call("GET", group_devices, 200, headers=management)
+    call("PATCH", group_devices, 200, json=[device.id], headers=management)
+    filters = "/api/management/v2/inventory/filters"
+    call("GET", f"{filters}/attributes", 200, headers=management)
+    saved = call(
+        "POST",
+        filters,
+        201,
+        json={"name": "schema-devices", "terms": [SCHEMA_DEVICE_TERM]},
+        headers=management,
+    ).json()
+    call("GET", filters, 200, headers=management)
+    call("GET", f"{filters}/{saved['id']}", 200, headers=management)
+
+    # artifacts and releases
+    second_id = upload_artifact(api, second_artifact_file, management)
+    call("GET", f"{ARTIFACTS}/list", 200, headers=management)
+    call(
+        "PUT",
+        f"{ARTIFACTS}/{second_id}",
+        204,
+        json={"description": "edited"},
+        headers=management,
+    )
+    call("DELETE", f"{ARTIFACTS}/{second_id}", 204, headers=management)
+    link = call(
+        "GET", f"{ARTIFACTS}/{artifact_id}/download", 200, headers=management
+    ).json()
+    downloaded = call("GET", link["uri"], 200)
+    assert downloaded.content == artifact_file.read_bytes()
+    releases_v1 = "/api/management/v1/deployments/deployments/releases"
+    releases_v2 = "/api/management/v2/deployments/deployments/releases"
+    call("GET", releases_v1, 200, headers=management)
+    call("GET", f"{releases_v1}/list", 200, headers=management)
+    call("GET", releases_v2, 200, headers=management)
+    release_url = f"{releases_v2}/schema-release-1"
+    call("PATCH", release_url, 204, json={"notes": "n"}, headers=management)
+    call("PUT", f"{release_url}/tags", 204, json=["t1"], headers=management)
+    call("GET", release_url, 200, headers=management)
+    call(
+        "GET",
+        "/api/management/v2/deployments/releases/all/tags",
+        200,
+        headers=management,
+    )
+    call(
+        "GET",
+        "/api/management/v2/deployments/releases/all/types",
+        200,
+        headers=management,
+    )
+
+    # a deployment the device fails, with a log
+    deployment_id = create_deployment(
+        api,
+        DEPLOYMENTS,
+        {"name": "fails", "artifact_name": "schema-release-1", "devices": [device.id]},
+        management,
+    )
+    deployment_url = f"{DEPLOYMENTS}/{deployment_id}"
+    call("GET", f"{deployment_url}/device_list", 200, headers=management)
+    next_v1 = "/api/devices/v1/deployments/device/deployments/next"
+    call(
+        "GET",
+        next_v1,
+        200,
+        params={"artifact_name": "schema-release-0", "device_type": "schema-device"},
+        headers=device.headers,
+    )
+    call("POST", next_v1, 200, json=PROVIDES["device_provides"], headers=device.headers)
+    status_url = f"{DEVICE_DEPLOYMENTS}/{deployment_id}/status"
+    call("PUT", status_url, 204, json={"status": "downloading"}, headers=device.headers)
+    log = {
+        "messages": [
+            {"timestamp": "2026-01-02T03:04:05Z", "level": "error", "message": "boom"}
+        ]
+    }
+    call(
+        "PUT",
+        f"{DEVICE_DEPLOYMENTS}/{deployment_id}/log",
+        204,
+        json=log,
+        headers=device.headers,
+    )
+    call("PUT", status_url, 204, json={"status": "failure"}, headers=device.headers)
+    text = call(
+        "GET", f"{deployment_url}/devices/{device.id}/log", 200, headers=management
+    ).text
+    assert "boom" in text
+    call(
+        "POST",
+        f"{DEPLOYMENTS}/statistics/list",
+        200,
+        json={"deployment_ids": [deployment_id]},
+        headers=management,
+    )
+    history = call("GET", f"{DEPLOYMENTS}/devices/{device.id}", 200, headers=management)
+    assert history.json()[0]["device"]["status"] == "failure"
+
+    # group and dynamic deployments, aborted
+    group_deployment = create_deployment(
+        api,
+        f"{DEPLOYMENTS}/group/lab",
+        {"name": "group", "artifact_name": "schema-release-1"},
+        management,
+    )
+    call(
+        "PUT",
+        f"{DEPLOYMENTS}/{group_deployment}/status",
+        204,
+        json={"status": "aborted"},
+        headers=management,
+    )
+    dynamic_deployment = create_deployment(
+        api,
+        "/api/management/v2/deployments/deployments",
+        {
+            "name": "dynamic",
+            "artifact_name": "schema-release-1",
+            "filter_id": saved["id"],
+        },
+        management,
+    )
+    call(
+        "PUT",
+        f"{DEPLOYMENTS}/{dynamic_deployment}/status",
+        204,
+        json={"status": "aborted"},
+        headers=management,
+    )
+    call("DELETE", f"{DEPLOYMENTS}/devices/{device.id}", 204, headers=management)
+    call(
+        "DELETE", f"{DEPLOYMENTS}/devices/{device.id}/history", 204, headers=management
+    )
+
+    # taking things apart
+    call("DELETE", f"{inventory_url}/group/lab", 204, headers=management)
+    call("PATCH", group_devices, 200, json=[device.id], headers=management)
+    call("DELETE", group_devices, 200, json=[device.id], headers=management)
+    call(
+        "PUT", f"{inventory_url}/group", 204, json={"group": "lab"}, headers=management
+    )
+    call("DELETE", "/api/management/v1/inventory/groups/lab", 200, headers=management)
+    call("DELETE", f"{filters}/{saved['id']}", 204, headers=management)
+    call(
+        "DELETE",
+        f"{DEVAUTH_DEVICES}/{preauthorized['id']}/auth/{preauthorized['auth_sets'][0]['id']}",
+        204,
+        headers=management,
+    )
+    token_id = jwt.decode(device.token, options={"verify_signature": False})["jti"]
+    call(
+        "DELETE",
+        f"/api/management/v2/devauth/tokens/{token_id}",
+        204,
+        headers=management,
+    )
+    call("DELETE", inventory_url, 204, headers=management)
+    call("DELETE", f"{DEVAUTH_DEVICES}/{device.id}", 204, headers=management)
+    call(
+        "DELETE",
+        releases_v2,
+        204,
+        params={"name": "schema-release-1"},
+        headers=management,
+    )
+
+    # then: every documented operation was called and answered as documented
+    exercised = {(method, path) for method, path, _status in api.contract.checked}
+    missing = sorted(api.contract.operations() - exercised)
+    assert missing == [], "never called: " + ", ".join(map(" ".join, missing))
 
 
 # ---------------------------------------------------------------- the checker itself

@@ -382,7 +382,9 @@ group_list = extend_schema_view(
     )
 )
 group_detail = extend_schema_view(
-    delete=extend_schema(summary="Delete a group", responses=UpdatedCountSerializer)
+    delete=extend_schema(
+        summary="Delete a group", responses={200: UpdatedCountSerializer}
+    )
 )
 group_devices = extend_schema_view(
     get=extend_schema(
@@ -398,7 +400,7 @@ group_devices = extend_schema_view(
     delete=extend_schema(
         summary="Remove devices from a group",
         request=device_ids_request,
-        responses=GroupUpdateSerializer,
+        responses={200: GroupUpdateSerializer},
     ),
 )
 filter_attributes = extend_schema_view(
