@@ -420,7 +420,6 @@ def second_artifact_file(tmp_path: Path) -> Path:
 @pytest.mark.django_db(transaction=True)
 def test_every_operation_answers_as_the_document_says(
     live_server_url: str,
-    operator: Any,
     user_token: str,
     document: dict[str, Any],
     artifact_file: Path,

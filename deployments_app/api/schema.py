@@ -441,11 +441,21 @@ NEXT_RESPONSES = {
     200: InstructionsSerializer,
     204: OpenApiResponse(description="Nothing to install."),
 }
-CREATED_DEPLOYMENT: dict[Any, Any] = {
-    **created("Deployment created."),
-    409: error("A conflicting deployment exists."),
-    422: error("No artifact matches the deployment."),
-}
+
+
+def _deployment_creation(summary: str, request: type[serializers.Serializer]) -> Any:
+    return extend_schema(
+        summary=summary,
+        request=request,
+        parameters=[LOCATION_HEADER],
+        responses={
+            **created("Deployment created."),
+            409: error("A conflicting deployment exists."),
+            422: error("No artifact matches the deployment."),
+        },
+    )
+
+
 DEVICE_DEPLOYMENT_STATUS = OpenApiParameter(
     "status", str, description="A device deployment status, or pending/finished."
 )
@@ -502,27 +512,16 @@ deployment_list = extend_schema_view(
         ],
         responses=DeploymentSerializer(many=True),
     ),
-    post=extend_schema(
-        summary="Create a deployment",
-        request=DeploymentCreateInputSerializer,
-        parameters=[LOCATION_HEADER],
-        responses=CREATED_DEPLOYMENT,
-    ),
+    post=_deployment_creation("Create a deployment", DeploymentCreateInputSerializer),
 )
 group_deployment_create = extend_schema_view(
-    post=extend_schema(
-        summary="Create a deployment for a group",
-        request=GroupDeploymentCreateInputSerializer,
-        parameters=[LOCATION_HEADER],
-        responses=CREATED_DEPLOYMENT,
+    post=_deployment_creation(
+        "Create a deployment for a group", GroupDeploymentCreateInputSerializer
     )
 )
 dynamic_deployment_create = extend_schema_view(
-    post=extend_schema(
-        summary="Create a deployment for a saved filter",
-        request=DynamicDeploymentCreateInputSerializer,
-        parameters=[LOCATION_HEADER],
-        responses=CREATED_DEPLOYMENT,
+    post=_deployment_creation(
+        "Create a deployment for a saved filter", DynamicDeploymentCreateInputSerializer
     )
 )
 deployment_detail = extend_schema_view(
