@@ -114,6 +114,7 @@ STATUS_PARAMETER = OpenApiParameter(
 auth_request = extend_schema_view(
     post=extend_schema(
         summary="Device authentication request",
+        tags=["devauth"],
         request=AuthRequestSerializer,
         auth=[],
         parameters=[
@@ -281,6 +282,11 @@ class FilterInputSerializer(serializers.Serializer):
         ref_name = "FilterDefinition"
 
 
+class FilterSerializer(DeviceFilterOutputSerializer):
+    class Meta(DeviceFilterOutputSerializer.Meta):
+        ref_name = "Filter"
+
+
 class FilterDetailSerializer(DeviceFilterOutputSerializer):
     member_count = serializers.IntegerField()
     evaluated_ts = serializers.DateTimeField(allow_null=True)
@@ -421,13 +427,13 @@ device_filter_list = extend_schema_view(
     get=extend_schema(
         summary="List saved filters",
         parameters=PAGE_PARAMETERS,
-        responses=DeviceFilterOutputSerializer(many=True),
+        responses=FilterSerializer(many=True),
     ),
     post=extend_schema(
         summary="Save a filter (dynamic group)",
         request=FilterInputSerializer,
         parameters=[LOCATION_HEADER],
-        responses={201: DeviceFilterOutputSerializer},
+        responses={201: FilterSerializer},
     ),
 )
 device_filter_detail = extend_schema_view(
