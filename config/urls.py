@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from config.accounts.admin_login import throttled_admin_login
 from config.accounts.api import urls as accounts_urls
+from config.api.schema_view import SchemaView
 from config.health import healthz, readyz
 from config.metrics import metrics
 from deployments_app.api import deployment_urls
@@ -29,6 +30,7 @@ urlpatterns = [
     path("metrics", metrics),
     path("api/management/", include(management_urlpatterns)),
     path("api/devices/", include(device_urlpatterns)),
+    path("api/schema/", SchemaView.as_view()),
 ]
 
 handler404 = "config.api.errors.json_not_found"

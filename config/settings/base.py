@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "config.accounts",
+    "drf_spectacular",
     "devices_app",
     "deployments_app",
 ]
@@ -219,7 +220,28 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.api.parsers.PolicyJSONParser"],
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "config.api.schema.FlotillaAutoSchema",
     "UNAUTHENTICATED_USER": None,
+}
+
+# The OpenAPI document at /api/schema/ (config.api.schema); public, as Mender publishes its specs.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Flotilla API",
+    "DESCRIPTION": (
+        "Mender's device and management APIs (deviceauth, inventory, deployments, useradm) "
+        "as Flotilla serves them, and Flotilla's own endpoints."
+    ),
+    "VERSION": "1",
+    # Tags by service: /api/{management,devices}/vN/<service>/...
+    "SCHEMA_PATH_PREFIX": r"/api/(management|devices)/v[0-9]+",
+    "SCHEMA_PATH_PREFIX_TRIM": False,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"BasicAuth": {"type": "http", "scheme": "basic"}}
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deployments_app.api.schema.add_artifact_download_operation",
+    ],
 }
 
 LOGGING = {

@@ -31,6 +31,7 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
 from config.uploads import SpoolDirectoryUploadHandler
 from deployments_app import selectors
+from deployments_app.api import schema
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
     ArtifactUploadInputSerializer,
@@ -84,6 +85,7 @@ def _too_large(request: Request, exc: ArtifactTooLarge) -> Response:
     )
 
 
+@schema.artifact_list
 class ArtifactListView(APIView):
     """``GET /v1/deployments/artifacts`` (unpaged, sorted by name) and ``POST`` (multipart upload)."""
 
@@ -142,6 +144,7 @@ class ArtifactListView(APIView):
         )
 
 
+@schema.artifact_paged_list
 class ArtifactPagedListView(APIView):
     """``GET /v1/deployments/artifacts/list``: paged, ``sort`` = name|modified : asc|desc."""
 
@@ -157,6 +160,7 @@ class ArtifactPagedListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.artifact_detail
 class ArtifactDetailView(APIView):
     """``GET``, ``PUT`` (description) and ``DELETE`` ``/v1/deployments/artifacts/{id}``."""
 
@@ -181,6 +185,7 @@ class ArtifactDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.artifact_download_link
 class ArtifactDownloadLinkView(APIView):
     """``GET /v1/deployments/artifacts/{id}/download``: ``{"uri", "expire"}`` for operators."""
 
@@ -206,6 +211,7 @@ def _release_filters(request: Request) -> dict[str, Any]:
     }
 
 
+@schema.release_list_v1
 class ReleaseListV1View(APIView):
     """``GET /v1/deployments/deployments/releases`` (unpaged; legacy capitalised keys)."""
 
@@ -216,6 +222,7 @@ class ReleaseListV1View(APIView):
         )
 
 
+@schema.release_paged_list_v1
 class ReleasePagedListV1View(APIView):
     """``GET /v1/deployments/deployments/releases/list`` (paged; legacy keys)."""
 
@@ -234,6 +241,7 @@ class ReleasePagedListV1View(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.release_list_v2
 class ReleaseListV2View(ReleasePagedListV1View):
     """``GET /v2/deployments/deployments/releases`` (paged; lowercase keys) and ``DELETE ?name=…``."""
 
@@ -244,6 +252,7 @@ class ReleaseListV2View(ReleasePagedListV1View):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_detail_v2
 class ReleaseDetailV2View(APIView):
     """``GET`` and ``PATCH`` (notes) ``/v2/deployments/deployments/releases/{name}``."""
 
@@ -264,6 +273,7 @@ class ReleaseDetailV2View(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_tags_v2
 class ReleaseTagsV2View(APIView):
     """``PUT /v2/deployments/deployments/releases/{name}/tags`` with a JSON array of tags."""
 
@@ -273,6 +283,7 @@ class ReleaseTagsV2View(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_all_tags_v2
 class ReleaseAllTagsV2View(APIView):
     """``GET /v2/deployments/releases/all/tags``."""
 
@@ -280,6 +291,7 @@ class ReleaseAllTagsV2View(APIView):
         return Response(selectors.list_release_tags())
 
 
+@schema.release_all_types_v2
 class ReleaseAllTypesV2View(APIView):
     """``GET /v2/deployments/releases/all/types``: every payload (update) type in use."""
 

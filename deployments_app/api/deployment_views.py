@@ -18,6 +18,7 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
 from deployments_app import deployment_selectors as selectors
+from deployments_app.api import schema
 from deployments_app.api.deployment_serializers import (
     AbortInputSerializer,
     DeploymentCreateInputSerializer,
@@ -94,6 +95,7 @@ def _poll_response(request: Request, provides: Any) -> Response:
     return _instructions_response(request, instructions)
 
 
+@schema.next_deployment_v2
 class NextDeploymentV2View(DeviceAPIView, APIView):
     """``POST /api/devices/v2/deployments/device/deployments/next`` with ``device_provides``."""
 
@@ -101,6 +103,7 @@ class NextDeploymentV2View(DeviceAPIView, APIView):
         return _poll_response(request, _json_object(request).get("device_provides"))
 
 
+@schema.next_deployment_v1
 class NextDeploymentV1View(DeviceAPIView, APIView):
     """``POST`` (flat provides) and ``GET ?artifact_name=&device_type=`` on v1 ``.../next``."""
 
@@ -118,6 +121,7 @@ class NextDeploymentV1View(DeviceAPIView, APIView):
         )
 
 
+@schema.device_deployment_status
 class DeviceDeploymentStatusView(DeviceAPIView, APIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/status`` → exactly 204."""
 
@@ -133,6 +137,7 @@ class DeviceDeploymentStatusView(DeviceAPIView, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_deployment_log
 class DeviceDeploymentLogView(DeviceAPIView, APIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/log`` → 204."""
 
@@ -157,6 +162,7 @@ def _created_response(deployment: Deployment, version: str) -> Response:
     )
 
 
+@schema.deployment_list
 class DeploymentListView(APIView):
     """``GET``/``POST /api/management/v1/deployments/deployments``."""
 
@@ -185,6 +191,7 @@ class DeploymentListView(APIView):
         return _created_response(deployment, "v1")
 
 
+@schema.group_deployment_create
 class GroupDeploymentCreateView(APIView):
     """``POST /api/management/v1/deployments/deployments/group/{name}``."""
 
@@ -197,6 +204,7 @@ class GroupDeploymentCreateView(APIView):
         return _created_response(deployment, "v1")
 
 
+@schema.dynamic_deployment_create
 class DynamicDeploymentCreateView(APIView):
     """``POST /api/management/v2/deployments/deployments`` with a saved filter."""
 
@@ -228,6 +236,7 @@ def _unix_time(value: str | None, name: str) -> dt.datetime | None:
         raise InvalidInput(f"Can't parse param {name}") from None
 
 
+@schema.deployment_detail
 class DeploymentDetailView(APIView):
     def get(self, request: Request, deployment_id: Any) -> Response:
         deployment = selectors.get_deployment(deployment_id=deployment_id)
@@ -237,6 +246,7 @@ class DeploymentDetailView(APIView):
         return Response(deployment_output(deployment, stats))
 
 
+@schema.deployment_status
 class DeploymentStatusView(APIView):
     """``PUT .../deployments/{id}/status`` ``{"status": "aborted"}`` → 204."""
 
@@ -247,6 +257,7 @@ class DeploymentStatusView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.deployment_statistics
 class DeploymentStatisticsView(APIView):
     def get(self, request: Request, deployment_id: Any) -> Response:
         deployment = selectors.get_deployment(deployment_id=deployment_id)
@@ -257,6 +268,7 @@ class DeploymentStatisticsView(APIView):
         )
 
 
+@schema.deployment_statistics_list
 class DeploymentStatisticsListView(APIView):
     def post(self, request: Request) -> Response:
         payload = StatisticsListInputSerializer(data=_json_object(request))
@@ -284,6 +296,7 @@ def _device_status_filter(value: str | None) -> frozenset[str] | None:
     return statuses
 
 
+@schema.deployment_devices
 class DeploymentDevicesView(APIView):
     """``GET .../deployments/{id}/devices`` (unpaged, deprecated in Mender)."""
 
@@ -295,6 +308,7 @@ class DeploymentDevicesView(APIView):
         )
 
 
+@schema.deployment_devices_list
 class DeploymentDevicesListView(APIView):
     """``GET .../deployments/{id}/devices/list`` (paged, status filter)."""
 
@@ -313,6 +327,7 @@ class DeploymentDevicesListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.deployment_device_list
 class DeploymentDeviceListView(APIView):
     """``GET .../deployments/{id}/device_list``: the static target list."""
 
@@ -321,6 +336,7 @@ class DeploymentDeviceListView(APIView):
         return Response(selectors.deployment_target_ids(deployment=deployment))
 
 
+@schema.device_deployment_log_management
 class DeviceDeploymentLogManagementView(APIView):
     """``GET .../deployments/{id}/devices/{device_id}/log`` as text."""
 
@@ -333,6 +349,7 @@ class DeviceDeploymentLogManagementView(APIView):
         )
 
 
+@schema.device_deployment_history
 class DeviceDeploymentHistoryView(APIView):
     """``GET .../deployments/devices/{device_id}``: a device's deployments, newest first."""
 
@@ -363,6 +380,7 @@ class DeviceDeploymentHistoryView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_deployment_history_reset
 class DeviceDeploymentHistoryResetView(APIView):
     """``DELETE .../deployments/devices/{device_id}/history``: make the device eligible again."""
 

@@ -14,6 +14,7 @@ from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from devices_app import selectors
+from devices_app.api import schema
 from devices_app.api.authentication import DeviceAPIView
 from devices_app.api.inventory_serializers import (
     DeviceFilterInputSerializer,
@@ -39,6 +40,7 @@ from devices_app.states import DeviceStatus
 # --- device-facing -------------------------------------------------------------------------------
 
 
+@schema.device_inventory_attributes
 class DeviceInventoryAttributesView(DeviceAPIView, APIView):
     """``PUT|PATCH /api/devices/v1/inventory/device/attributes``: exactly 200 with an empty body."""
 
@@ -95,6 +97,7 @@ def _v1_has_group(raw: str | None) -> bool | None:
     return raw.lower() == "true"
 
 
+@schema.inventory_device_list
 class InventoryDeviceListView(APIView):
     """``GET /api/management/v1/inventory/devices``: ``attr=value`` (or ``scope/attr=value``) filters."""
 
@@ -127,6 +130,7 @@ class InventoryDeviceListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.inventory_device_detail
 class InventoryDeviceDetailView(APIView):
     """``GET|DELETE /api/management/v1/inventory/devices/{id}`` (GET carries the tags ``ETag``)."""
 
@@ -140,6 +144,7 @@ class InventoryDeviceDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_tags
 class DeviceTagsView(APIView):
     """``PUT`` (replace) / ``PATCH`` (merge) ``/api/management/v1/inventory/devices/{id}/tags``."""
 
@@ -171,6 +176,7 @@ class DeviceTagsView(APIView):
         return self._write(request, device_id, replace=False)
 
 
+@schema.device_group
 class DeviceGroupView(APIView):
     """``GET|PUT /api/management/v1/inventory/devices/{id}/group``."""
 
@@ -186,6 +192,7 @@ class DeviceGroupView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_group_membership
 class DeviceGroupMembershipView(APIView):
     """``DELETE /api/management/v1/inventory/devices/{id}/group/{name}``."""
 
@@ -202,6 +209,7 @@ def _status_param(raw: str | None) -> str | None:
     return raw
 
 
+@schema.group_list
 class GroupListView(APIView):
     """``GET /api/management/v1/inventory/groups`` → ``["g1", …]``."""
 
@@ -210,6 +218,7 @@ class GroupListView(APIView):
         return Response(selectors.list_groups(status=status_filter))
 
 
+@schema.group_detail
 class GroupDetailView(APIView):
     """``DELETE /api/management/v1/inventory/groups/{name}`` → ``{"updated_count": n}``."""
 
@@ -218,6 +227,7 @@ class GroupDetailView(APIView):
         return Response({"updated_count": updated})
 
 
+@schema.group_devices
 class GroupDevicesView(APIView):
     """``GET`` (paged ids) / ``PATCH`` (add) / ``DELETE`` (remove) ``…/groups/{name}/devices``."""
 
@@ -257,6 +267,7 @@ class GroupDevicesView(APIView):
 # --- management v2 -------------------------------------------------------------------------------
 
 
+@schema.filter_attributes
 class FilterAttributesView(APIView):
     """``GET /api/management/v2/inventory/filters/attributes`` → ``[{name, scope, count}]``."""
 
@@ -264,6 +275,7 @@ class FilterAttributesView(APIView):
         return Response(selectors.list_filter_attributes())
 
 
+@schema.device_search
 class DeviceSearchView(APIView):
     """``POST /api/management/v2/inventory/filters/search``: devices matching terms, sorted, paged."""
 
@@ -302,6 +314,7 @@ def _filter_detail(device_filter: Any) -> dict[str, Any]:
     return body
 
 
+@schema.device_filter_list
 class DeviceFilterListView(APIView):
     """``GET|POST /api/management/v2/inventory/filters`` (saved filters = dynamic groups)."""
 
@@ -325,6 +338,7 @@ class DeviceFilterListView(APIView):
         )
 
 
+@schema.device_filter_detail
 class DeviceFilterDetailView(APIView):
     """``GET|DELETE /api/management/v2/inventory/filters/{id}`` (GET adds ``member_count``)."""
 

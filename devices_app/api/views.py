@@ -16,6 +16,7 @@ from config.api.query_params import uuid_list
 from config.api.throttles import AUTH_REQUEST_THROTTLES
 from config.errors import InvalidInput
 from devices_app import selectors
+from devices_app.api import schema
 from devices_app.api.authentication import DeviceAPIView
 from devices_app.api.serializers import (
     DEVICE_STATUS_FILTERS,
@@ -27,6 +28,7 @@ from devices_app.services import devauth
 from devices_app.states import DeviceStatus
 
 
+@schema.auth_request
 class AuthRequestView(APIView):
     """``POST /api/devices/v1/authentication/auth_requests``: the Authorization header carries a tenant token."""
 
@@ -45,6 +47,7 @@ class AuthRequestView(APIView):
         return HttpResponse(token, content_type="application/jwt")
 
 
+@schema.device_ping
 class DevicePingView(DeviceAPIView, APIView):
     """``GET|POST /api/devices/v1/flotilla/ping``: our own trivial device-authenticated endpoint.
 
@@ -65,6 +68,7 @@ def _status_filter(raw: str | None) -> list[str] | None:
     return [raw]
 
 
+@schema.device_list
 class DeviceListView(APIView):
     """``GET /devices`` (list, paged) and ``POST /devices`` (preauthorize)."""
 
@@ -89,6 +93,7 @@ class DeviceListView(APIView):
         )
 
 
+@schema.device_detail
 class DeviceDetailView(APIView):
     def get(self, request: Request, device_id: Any) -> Response:
         return Response(
@@ -100,6 +105,7 @@ class DeviceDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_count
 class DeviceCountView(APIView):
     def get(self, request: Request) -> Response:
         statuses = _status_filter(request.query_params.get("status"))
@@ -108,6 +114,7 @@ class DeviceCountView(APIView):
         )
 
 
+@schema.auth_set_status
 class AuthSetStatusView(APIView):
     def get(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
         device = selectors.get_device(device_id=device_id)
@@ -131,12 +138,14 @@ class AuthSetStatusView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.auth_set_detail
 class AuthSetDetailView(APIView):
     def delete(self, request: Request, device_id: Any, auth_set_id: Any) -> Response:
         devauth.delete_auth_set(device_id=device_id, auth_set_id=auth_set_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.token_detail
 class TokenDetailView(APIView):
     def delete(self, request: Request, token_id: Any) -> Response:
         if not devauth.revoke_device_token(token_id=token_id):
@@ -144,6 +153,7 @@ class TokenDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_limit
 class DeviceLimitView(APIView):
     def get(self, request: Request) -> Response:
         return Response({"limit": 0})
