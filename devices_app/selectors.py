@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from config.errors import NotFound
 from devices_app.exceptions import DeviceNotFound
-from devices_app.filtering import Term, compile_terms, sort_expression
+from devices_app.filtering import Term, compile_terms, parse_terms, sort_expression
 from devices_app.models import AuthSet, Device, DeviceFilter, FilterMembership
 from devices_app.states import DeviceStatus
 
@@ -171,6 +171,55 @@ def device_matches_filter(*, device_id: Any, filter_id: Any) -> bool:
     return FilterMembership.objects.filter(
         device_filter_id=filter_id, device_id=device_id
     ).exists()
+
+
+def count_devices_matching_terms(*, terms: Sequence[Term]) -> int:
+    """Accepted devices matching the terms now, counted set-based from the inventory itself.
+
+    Unlike ``filter_member_count`` it does not depend on the worker-maintained membership, so
+    it is right even for a filter saved a moment ago.
+    """
+    condition, params = compile_terms(terms, table="d")
+    sql = (
+        f"SELECT count(*) FROM {Device._meta.db_table} d "
+        f"WHERE d.status = %s AND {condition}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [DeviceStatus.ACCEPTED.value, *params])
+        return cursor.fetchone()[0]
+
+
+def unevaluated_filters_matching_device(
+    *, device_id: Any, filter_ids: Any
+) -> list[Any]:
+    """Of ``filter_ids``, the saved filters not evaluated since their last change that the device matches now.
+
+    Their stored membership is not known yet (the evaluation worker has not finished), so the
+    device is evaluated on the spot: one statement, the same compiler as the evaluation.
+    """
+    unevaluated = list(
+        DeviceFilter.objects.filter(
+            evaluated_ts__isnull=True, pk__in=filter_ids
+        ).values_list("id", "terms")
+    )
+    if not unevaluated:
+        return []
+    selects, params = [], []
+    for filter_id, terms in unevaluated:
+        condition, condition_params = compile_terms(parse_terms(terms), table="d")
+        selects.append(
+            f"SELECT %s::uuid FROM {Device._meta.db_table} d "
+            f"WHERE d.id = %s AND d.status = %s AND {condition}"
+        )
+        params += [
+            str(filter_id),
+            str(device_id),
+            DeviceStatus.ACCEPTED.value,
+            *condition_params,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def list_filter_members(*, filter_id: Any) -> QuerySet[Device]:

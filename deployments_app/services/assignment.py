@@ -30,7 +30,8 @@ from deployments_app.states import (
     DeploymentStatus,
     DeviceDeploymentStatus,
 )
-from devices_app.models import Device, FilterMembership
+from devices_app.models import Device, DeviceFilter, FilterMembership
+from devices_app.selectors import unevaluated_filters_matching_device
 
 MAX_ATTRIBUTE_LENGTH = 4096
 logger = logging.getLogger(__name__)
@@ -232,10 +233,14 @@ def _poll_overview(device_id: Any) -> PollOverview:
                 SELECT 1 FROM {deployments} d
                 WHERE d.target_kind = %(dynamic)s AND d.status <> %(finished)s
                   AND (f.created IS NULL OR d.created > f.created)
-                  AND d.filter_id IN (
+                  AND (d.filter_id IN (
                       SELECT device_filter_id FROM {FilterMembership._meta.db_table}
                       WHERE device_id = %(device)s
-                  )
+                  ) OR d.filter_id IN (
+                      -- membership not known yet (never evaluated since the last change):
+                      -- the admission evaluates the filter for this device
+                      SELECT id FROM {DeviceFilter._meta.db_table} WHERE evaluated_ts IS NULL
+                  ))
                   AND NOT EXISTS (
                       SELECT 1 FROM {records} own
                       WHERE own.deployment_id = d.id AND own.device_id = %(device)s
@@ -418,7 +423,9 @@ def _oldest_dynamic_candidate(
     )
     candidates = (
         Deployment.objects.filter(
-            target_kind=TargetKind.DYNAMIC, filter_id__in=member_of
+            Q(filter_id__in=member_of)
+            | Q(filter_id__in=_unevaluated_filters_matching(device_id, after)),
+            target_kind=TargetKind.DYNAMIC,
         )
         .exclude(status=DeploymentStatus.FINISHED)
         .exclude(
@@ -434,6 +441,24 @@ def _oldest_dynamic_candidate(
     if after is not None:
         candidates = candidates.filter(created__gt=after)
     return candidates.order_by("created", "id").first()
+
+
+def _unevaluated_filters_matching(
+    device_id: Any, after: dt.datetime | None
+) -> list[Any]:
+    """Filters of open dynamic deployments, with no stored membership yet, that the device matches now.
+
+    Closes the window between saving a filter and its evaluation by the worker: a matching
+    device is admitted on its first poll, not once the worker is done.
+    """
+    open_dynamic = Deployment.objects.filter(target_kind=TargetKind.DYNAMIC).exclude(
+        status=DeploymentStatus.FINISHED
+    )
+    if after is not None:
+        open_dynamic = open_dynamic.filter(created__gt=after)
+    return unevaluated_filters_matching_device(
+        device_id=device_id, filter_ids=open_dynamic.values("filter_id")
+    )
 
 
 def _take_phase_slot(
