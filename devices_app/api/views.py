@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from typing import Any
 
 from django.http import HttpResponse
@@ -22,7 +24,6 @@ from devices_app.api.serializers import (
     PreauthorizeInputSerializer,
 )
 from devices_app.services import devauth
-from devices_app.states import DeviceStatus
 
 
 class AuthRequestView(APIView):
@@ -62,20 +63,56 @@ def _status_filter(raw: str | None) -> list[str] | None:
     return [raw]
 
 
+def _status_filters(values: list[Any]) -> list[str] | None:
+    """Mender's device filter ``status`` (repeatable): each one a known status, else 400."""
+    statuses = [value for value in values if value != ""]
+    for value in statuses:
+        if not isinstance(value, str) or value not in DEVICE_STATUS_FILTERS:
+            raise InvalidInput(
+                "filter status must be one of: " + ", ".join(DEVICE_STATUS_FILTERS)
+            )
+    return statuses or None
+
+
+def _id_filters(values: list[Any]) -> list[uuid.UUID] | None:
+    """Mender's device filter ``id`` (repeatable); an id that is no UUID matches no device."""
+    ids = []
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidInput("invalid JSON type for 'id': must be string or []string")
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(value))
+    if values and not ids:
+        return [uuid.UUID(int=0)]  # ids were asked for, none can exist
+    return ids or None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A filter property given as a string or a list of strings (Mender accepts both)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _device_page(request: Request, statuses: Any, ids: Any) -> Response:
+    page = parse_page(request.query_params)
+    devices = selectors.list_devices(
+        statuses=_status_filters(statuses), ids=_id_filters(ids)
+    )
+    total = devices.count()
+    data = DeviceOutputSerializer(page_slice(devices, page), many=True).data
+    return Response(data, headers=paging_headers(request, page, total))
+
+
 class DeviceListView(APIView):
     """``GET /devices`` (list, paged) and ``POST /devices`` (preauthorize)."""
 
     def get(self, request: Request) -> Response:
-        page = parse_page(request.query_params)
-        statuses = _status_filter(request.query_params.get("status"))
-        devices = selectors.list_devices(
-            statuses=statuses, ids=request.query_params.getlist("id") or None
+        return _device_page(
+            request,
+            request.query_params.getlist("status"),
+            request.query_params.getlist("id"),
         )
-        if statuses is None:
-            devices = devices.exclude(status=DeviceStatus.DECOMMISSIONED)
-        total = devices.count()
-        data = DeviceOutputSerializer(page_slice(devices, page), many=True).data
-        return Response(data, headers=paging_headers(request, page, total))
 
     def post(self, request: Request) -> Response:
         payload = PreauthorizeInputSerializer(data=request.data)
@@ -83,6 +120,20 @@ class DeviceListView(APIView):
         device = devauth.preauthorize_device(**payload.validated_data)
         return Response(
             status=status.HTTP_201_CREATED, headers={"Location": f"devices/{device.id}"}
+        )
+
+
+class DeviceSearchView(APIView):
+    """``POST /devices/search``: the list's filter (``status``, ``id``: string or list) in a JSON body."""
+
+    def post(self, request: Request) -> Response:
+        body = request.data if request.data else {}
+        if hasattr(body, "getlist"):  # a form body, as Mender also takes
+            return _device_page(request, body.getlist("status"), body.getlist("id"))
+        if not isinstance(body, dict):
+            raise InvalidInput("api: malformed request body")
+        return _device_page(
+            request, _as_list(body.get("status")), _as_list(body.get("id"))
         )
 
 
