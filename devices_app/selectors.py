@@ -43,9 +43,9 @@ def list_devices(
     *, statuses: list[str] | None = None, ids: list[Any] | None = None
 ) -> QuerySet[Device]:
     """Devices (with their auth sets prefetched), oldest first; decommissioned ones are gone."""
-    devices = Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED).prefetch_related(
-        Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts"))
-    )
+    devices = Device.objects.exclude(
+        status=DeviceStatus.DECOMMISSIONED
+    ).prefetch_related(Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts")))
     if statuses:
         devices = devices.filter(status__in=statuses)
     if ids:

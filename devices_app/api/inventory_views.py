@@ -303,7 +303,9 @@ class DeviceFilterSearchView(APIView):
             terms=parse_terms(device_filter.terms)
         )
         total = devices.count()
-        body = InventoryDeviceOutputSerializer(page_slice(devices, page), many=True).data
+        body = InventoryDeviceOutputSerializer(
+            page_slice(devices, page), many=True
+        ).data
         return Response(body, headers=paging_headers(request, page, total))
 
 
