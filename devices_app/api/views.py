@@ -59,7 +59,7 @@ def _status_filter(raw: str | None) -> list[str] | None:
     if raw is None or raw == "":
         return None
     if raw not in DEVICE_STATUS_FILTERS:
-        raise InvalidInput(f"invalid status filter: {raw}")
+        raise InvalidInput("status must be one of: " + ", ".join(DEVICE_STATUS_FILTERS))
     return [raw]
 
 
