@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -125,6 +126,8 @@ class DeviceListView(APIView):
 
 class DeviceSearchView(APIView):
     """``POST /devices/search``: the list's filter (``status``, ``id``: string or list) in a JSON body."""
+
+    parser_classes = [JSONParser, FormParser]  # Mender takes both
 
     def post(self, request: Request) -> Response:
         body = request.data if request.data else {}
