@@ -421,10 +421,14 @@ def _oldest_dynamic_candidate(
     member_of = FilterMembership.objects.filter(device_id=device_id).values(
         "device_filter_id"
     )
+    # Filters whose stored membership is not known yet (never evaluated since their last change)
+    # are candidates too, checked for this device on the spot: a matching device is admitted on
+    # its first poll, not once the worker is done. In the common case there are none, and this
+    # stays one query.
+    unevaluated = DeviceFilter.objects.filter(evaluated_ts__isnull=True).values("pk")
     candidates = (
         Deployment.objects.filter(
-            Q(filter_id__in=member_of)
-            | Q(filter_id__in=_unevaluated_filters_matching(device_id, after)),
+            Q(filter_id__in=member_of) | Q(filter_id__in=unevaluated),
             target_kind=TargetKind.DYNAMIC,
         )
         .exclude(status=DeploymentStatus.FINISHED)
@@ -437,28 +441,24 @@ def _oldest_dynamic_candidate(
                 )
             )
         )
+        .annotate(
+            is_member=Exists(member_of.filter(device_filter_id=OuterRef("filter_id")))
+        )
     )
     if after is not None:
         candidates = candidates.filter(created__gt=after)
-    return candidates.order_by("created", "id").first()
-
-
-def _unevaluated_filters_matching(
-    device_id: Any, after: dt.datetime | None
-) -> list[Any]:
-    """Filters of open dynamic deployments, with no stored membership yet, that the device matches now.
-
-    Closes the window between saving a filter and its evaluation by the worker: a matching
-    device is admitted on its first poll, not once the worker is done.
-    """
-    open_dynamic = Deployment.objects.filter(target_kind=TargetKind.DYNAMIC).exclude(
-        status=DeploymentStatus.FINISHED
-    )
-    if after is not None:
-        open_dynamic = open_dynamic.filter(created__gt=after)
-    return unevaluated_filters_matching_device(
-        device_id=device_id, filter_ids=open_dynamic.values("filter_id")
-    )
+    not_matching: list[Any] = []
+    while True:
+        candidate = (
+            candidates.exclude(pk__in=not_matching).order_by("created", "id").first()
+        )
+        if candidate is None or candidate.is_member:
+            return candidate
+        if unevaluated_filters_matching_device(
+            device_id=device_id, filter_ids=[candidate.filter_id]
+        ):
+            return candidate
+        not_matching.append(candidate.pk)
 
 
 def _take_phase_slot(
