@@ -257,3 +257,26 @@ def test_a_matching_device_polling_right_after_creation_is_admitted(
     assert poll(live_server_url, outsider).status_code == 204
     assert not FilterMembership.objects.filter(device_filter_id=filter_id).exists()
     assert DeviceDeployment.objects.filter(deployment_id=deployment_id).count() == 1
+
+
+def test_an_older_unevaluated_filter_the_device_does_not_match_is_passed_over(
+    live_management_api: ManagementAPI, live_server_url: str
+) -> None:
+    # given: two filters nobody evaluated yet; the older deployment's filter misses the device
+    token = fleet(1)[0]
+    factories.artifact("v2", ["probe-device"])
+    stable = DeviceFilter.objects.create(
+        name="stable", terms=[{**RING_TERMS[0], "value": "stable"}]
+    )
+    canary = saved_not_evaluated(live_management_api)
+    older = create(live_management_api, name="older", filter_id=str(stable.id))
+    newer = create(live_management_api, name="newer", filter_id=canary)
+    assert (older.status_code, newer.status_code) == (201, 201)
+
+    # when
+    answer = poll(live_server_url, token)
+
+    # then
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == newer.headers["Location"].rsplit("/", 1)[-1]
+    assert DeviceDeployment.objects.count() == 1
