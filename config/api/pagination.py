@@ -55,17 +55,23 @@ def parse_page(
 
 
 def paging_headers(request: Any, page: Page, total: int) -> dict[str, str]:
-    """X-Total-Count and Link (first, prev, next) for a page of ``total`` results."""
-    last_segment = request.path.rstrip("/").rsplit("/", 1)[-1]
+    """X-Total-Count and Link (first, prev, next) for a page of ``total`` results.
+
+    Every link is the request's absolute path with every value of every query parameter
+    (``?id=a&id=b`` keeps both), only ``page``/``per_page`` replaced; one ``rel`` per link.
+    Mender writes the last path segment only (``<devices?…>``): a client resolves both to the
+    same URL.
+    """
     params = [
         (key, value)
-        for key, value in request.GET.items()
+        for key, values in request.GET.lists()
         if key not in ("page", "per_page")
+        for value in values
     ]
 
     def link(number: int, rel: str) -> str:
         query = urlencode([*params, ("page", number), ("per_page", page.per_page)])
-        return f'<{last_segment}?{query}>; rel="{rel}"'
+        return f'<{request.path}?{query}>; rel="{rel}"'
 
     links = [link(1, "first")]
     if page.number > 1:

@@ -174,8 +174,10 @@ class DeploymentListView(APIView):
             search=params.get("search") or None,
             created_after=_unix_time(params.get("created_after"), "created_after"),
             created_before=_unix_time(params.get("created_before"), "created_before"),
-            newest_first=params.get("sort", "desc") != "asc",
+            newest_first=_is_newest_first(params.get("sort")),
         ).prefetch_related("phases")
+        if _deployment_type(params.get("type")) == "configuration":
+            deployments = deployments.none()  # Flotilla has software deployments only
         total = deployments.count()
         items = list(page_slice(deployments, page))
         stats = deployment_statistics(deployment_ids=[d.pk for d in items])
@@ -225,6 +227,23 @@ def _deployment_status_filter(value: str | None) -> list[str] | None:
     if value not in DeploymentStatus.values:
         raise InvalidInput(f"invalid status filter: {value}")
     return [value]
+
+
+def _is_newest_first(value: str | None) -> bool:
+    """Mender's ``sort``: ``asc`` or ``desc`` (the default), any case; anything else is a 400."""
+    direction = (value or "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise InvalidInput('invalid form value: must be one of "asc" or "desc"')
+    return direction == "desc"
+
+
+def _deployment_type(value: str | None) -> str | None:
+    """Mender's ``type`` filter: ``software`` or ``configuration`` (None: both)."""
+    if not value:
+        return None
+    if value not in ("software", "configuration"):
+        raise InvalidInput(f"unknown deployment type {value}")
+    return value
 
 
 def _unix_time(value: str | None, name: str) -> dt.datetime | None:

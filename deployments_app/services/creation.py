@@ -199,7 +199,11 @@ def create_deployment(
     phase_requests = _validate_phases(phases or [], now)
     filter_snapshot, target_count = None, len(device_ids)
     if target_kind == TargetKind.DYNAMIC:
-        from devices_app.selectors import filter_member_count, get_device_filter
+        from devices_app.filtering import parse_terms
+        from devices_app.selectors import (
+            count_devices_matching_terms,
+            get_device_filter,
+        )
 
         device_filter = get_device_filter(filter_id=filter_id)
         filter_snapshot = {
@@ -207,7 +211,10 @@ def create_deployment(
             "name": device_filter.name,
             "terms": device_filter.terms,
         }
-        target_count = filter_member_count(filter_id=device_filter.id)
+        # The inventory as it is now, not the membership a worker may still be computing.
+        target_count = count_devices_matching_terms(
+            terms=parse_terms(device_filter.terms)
+        )
         if phase_requests and target_count == 0:
             raise InvalidDeployment(
                 "No devices for the deployment: a phased deployment needs matching devices"

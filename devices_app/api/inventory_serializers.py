@@ -71,4 +71,4 @@ class DeviceSearchInputSerializer(serializers.Serializer):
     filters = serializers.JSONField(default=list)
     sort = SortInputSerializer(many=True, required=False, default=list)
     attributes = AttributeSelectionInputSerializer(many=True, required=False)
-    text = serializers.CharField(allow_blank=True, required=False)
+    text = serializers.CharField(allow_blank=True, required=False, max_length=4096)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from typing import Any
 
 from django.http import HttpResponse
 from rest_framework import status
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.errors import error_response
 from config.api.pagination import page_slice, paging_headers, parse_page
-from config.api.query_params import uuid_list
+from config.api.parsers import PolicyJSONParser
 from config.api.throttles import AUTH_REQUEST_THROTTLES
 from config.errors import InvalidInput
 from devices_app import selectors
@@ -25,7 +28,6 @@ from devices_app.api.serializers import (
     PreauthorizeInputSerializer,
 )
 from devices_app.services import devauth
-from devices_app.states import DeviceStatus
 
 
 @schema.auth_request
@@ -64,8 +66,49 @@ def _status_filter(raw: str | None) -> list[str] | None:
     if raw is None or raw == "":
         return None
     if raw not in DEVICE_STATUS_FILTERS:
-        raise InvalidInput(f"invalid status filter: {raw}")
+        raise InvalidInput("status must be one of: " + ", ".join(DEVICE_STATUS_FILTERS))
     return [raw]
+
+
+def _status_filters(values: list[Any]) -> list[str] | None:
+    """Mender's device filter ``status`` (repeatable): each one a known status, else 400."""
+    statuses = [value for value in values if value != ""]
+    for value in statuses:
+        if not isinstance(value, str) or value not in DEVICE_STATUS_FILTERS:
+            raise InvalidInput(
+                "filter status must be one of: " + ", ".join(DEVICE_STATUS_FILTERS)
+            )
+    return statuses or None
+
+
+def _id_filters(values: list[Any]) -> list[uuid.UUID] | None:
+    """Mender's device filter ``id`` (repeatable); an id that is no UUID matches no device."""
+    ids = []
+    for value in values:
+        if not isinstance(value, str):
+            raise InvalidInput("invalid JSON type for 'id': must be string or []string")
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(value))
+    if values and not ids:
+        return [uuid.UUID(int=0)]  # ids were asked for, none can exist
+    return ids or None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A filter property given as a string or a list of strings (Mender accepts both)."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _device_page(request: Request, statuses: Any, ids: Any) -> Response:
+    page = parse_page(request.query_params)
+    devices = selectors.list_devices(
+        statuses=_status_filters(statuses), ids=_id_filters(ids)
+    )
+    total = devices.count()
+    data = DeviceOutputSerializer(page_slice(devices, page), many=True).data
+    return Response(data, headers=paging_headers(request, page, total))
 
 
 @schema.device_list
@@ -73,16 +116,11 @@ class DeviceListView(APIView):
     """``GET /devices`` (list, paged) and ``POST /devices`` (preauthorize)."""
 
     def get(self, request: Request) -> Response:
-        page = parse_page(request.query_params)
-        statuses = _status_filter(request.query_params.get("status"))
-        devices = selectors.list_devices(
-            statuses=statuses, ids=uuid_list(request.query_params, "id") or None
+        return _device_page(
+            request,
+            request.query_params.getlist("status"),
+            request.query_params.getlist("id"),
         )
-        if statuses is None:
-            devices = devices.exclude(status=DeviceStatus.DECOMMISSIONED)
-        total = devices.count()
-        data = DeviceOutputSerializer(page_slice(devices, page), many=True).data
-        return Response(data, headers=paging_headers(request, page, total))
 
     def post(self, request: Request) -> Response:
         payload = PreauthorizeInputSerializer(data=request.data)
@@ -90,6 +128,22 @@ class DeviceListView(APIView):
         device = devauth.preauthorize_device(**payload.validated_data)
         return Response(
             status=status.HTTP_201_CREATED, headers={"Location": f"devices/{device.id}"}
+        )
+
+
+class DeviceSearchView(APIView):
+    """``POST /devices/search``: the list's filter (``status``, ``id``: string or list) in a JSON body."""
+
+    parser_classes = [PolicyJSONParser, FormParser]  # Mender takes both
+
+    def post(self, request: Request) -> Response:
+        body = request.data if request.data else {}
+        if hasattr(body, "getlist"):  # a form body, as Mender also takes
+            return _device_page(request, body.getlist("status"), body.getlist("id"))
+        if not isinstance(body, dict):
+            raise InvalidInput("api: malformed request body")
+        return _device_page(
+            request, _as_list(body.get("status")), _as_list(body.get("id"))
         )
 
 

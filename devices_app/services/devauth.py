@@ -294,6 +294,8 @@ def decommission_device(*, device_id: Any) -> Device:
     )
 
     device = _lock_device(device_id)
+    if device.status == DeviceStatus.DECOMMISSIONED:
+        raise DeviceNotFound("device not found")  # gone already, as in Mender
     DeviceToken.objects.filter(device=device).delete()
     _write_device_status(device, DeviceStatus.DECOMMISSIONED)
     decommission_device_deployments(device_id=device.id)
@@ -304,11 +306,11 @@ def decommission_device(*, device_id: Any) -> Device:
 def delete_auth_set(*, device_id: Any, auth_set_id: Any) -> None:
     """Remove one auth set (its tokens die with it); a device left without any is deleted if never accepted."""
     device = _lock_device(device_id)
+    if device.status == DeviceStatus.DECOMMISSIONED:
+        raise DeviceNotFound("device not found")
     deleted, _ = AuthSet.objects.filter(device=device, pk=auth_set_id).delete()
     if not deleted:
         raise AuthSetNotFound("auth set not found")
-    if device.status == DeviceStatus.DECOMMISSIONED:
-        return
     if not device.auth_sets.exists() and device.status in (
         DeviceStatus.PREAUTHORIZED,
         DeviceStatus.PENDING,

@@ -523,7 +523,7 @@ def test_search_with_filters_sort_paging_and_projection(
         },
         {"per_page": 501},
         {"sort": [{"scope": "system", "attribute": "nope", "order": "asc"}]},
-        {"text": "free text"},
+        {"text": "x" * 4097},
     ],
 )
 def test_bad_search_is_400_json(
