@@ -14,10 +14,17 @@ WORKDIR /app
 RUN groupadd --system flotilla \
  && useradd --system --gid flotilla --home-dir /app --no-create-home flotilla
 
+# Dependencies first, from pyproject.toml alone: a code change reuses this layer.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['s3']))" > /tmp/requirements.txt \
+ && pip install -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
 COPY . .
-# Static files are collected at build time (production settings want a key and hosts to load).
-RUN pip install '.[s3]' \
- && DJANGO_SECRET_KEY=collectstatic-only DJANGO_ALLOWED_HOSTS=localhost \
+# Static files are collected at build time (production settings want a key and a URL to load).
+RUN pip install --no-deps '.[s3]' \
+ && DJANGO_SECRET_KEY=collectstatic-only FLOTILLA_PUBLIC_URL=http://localhost \
     python manage.py collectstatic --noinput --verbosity 0 \
  && mkdir -p /data/media \
  && chown flotilla:flotilla /data/media

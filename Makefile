@@ -1,5 +1,5 @@
 # Thin wrappers. `make run` / `make test` create .venv and install the project first if needed;
-# PostgreSQL and Redis are provisioned by config/stack.py (environment, local, or embedded).
+# PostgreSQL and Redis are provisioned by devtools/stack/ (environment, local, or embedded).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.flotilla-installed
 EXTRAS ?= dev,embedded,s3
 ARGS ?=
 
-.PHONY: venv run test lint fmt migrations-check manage up down logs
+.PHONY: venv run test lint type fmt migrations-check manage up down logs
 
 venv: $(STAMP)
 
@@ -20,24 +20,28 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 run: venv
-	$(PY) -m config.stack run
+	$(PY) -m devtools.stack run
 
 test: venv
-	$(PY) -m config.stack test $(ARGS)
+	$(PY) -m devtools.stack test $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+type: venv
+	$(VENV)/bin/mypy .
 
 fmt: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 migrations-check: venv
-	$(PY) -m config.stack manage makemigrations --check --dry-run
+	$(PY) -m devtools.stack manage makemigrations --check --dry-run
 
 manage: venv
-	$(PY) -m config.stack manage $(ARGS)
+	$(PY) -m devtools.stack manage $(ARGS)
 
 up:
 	docker compose up -d --build

@@ -31,11 +31,13 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from config.queues import worker_queues_argument
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -113,7 +115,8 @@ def server_versions() -> dict[str, str]:
     import psycopg
 
     with psycopg.connect(psycopg_dsn("postgres"), autocommit=True) as connection:
-        postgres = connection.execute("SHOW server_version").fetchone()[0]
+        row = connection.execute("SHOW server_version").fetchone()
+    postgres = row[0] if row else "?"
     redis_version = "?"
     with contextlib.suppress(Exception):
         import redis
@@ -184,6 +187,8 @@ def bench_env(
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "FLOTILLA_MEDIA_ROOT": str(media),
+        # Production settings require it; the server's own environment names its real port.
+        "FLOTILLA_PUBLIC_URL": f"http://{HOST}",
         "FLOTILLA_ACCESS_LOG": "",
         "PYTHONUNBUFFERED": "1",
         **extra,
@@ -201,6 +206,7 @@ def setup_django(env: dict[str, str]) -> None:
         "REDIS_URL",
         "CELERY_BROKER_URL",
         "FLOTILLA_MEDIA_ROOT",
+        "FLOTILLA_PUBLIC_URL",
     ):
         os.environ[key] = env[key]
     import django
@@ -287,7 +293,7 @@ def postgres_pids() -> list[int]:
 class CpuMeter:
     """CPU seconds spent by groups of processes between ``start()`` and ``stop()``."""
 
-    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]]) -> None:
+    def __init__(self, groups: Mapping[str, Callable[[], Iterable[int]]]) -> None:
         self.groups = groups
         self.before: dict[str, dict[int, float]] = {}
         self.used: dict[str, float] = {}
@@ -446,6 +452,7 @@ def worker(env: dict[str, str], work: Path) -> Iterator[Worker]:
         str(BIN / "celery"), "-A", "config", "worker", "--pool", "solo", "-l", "INFO",
         "-n", f"flotilla-bench-{uuid.uuid4().hex[:8]}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", worker_queues_argument(),
     ]  # fmt: skip
     with log_path.open("wb") as worker_log:
         process = subprocess.Popen(
@@ -590,7 +597,7 @@ def run_load(
     connections: int,
     duration: float,
     on_response: Callable[[int, bytes], None] | None = None,
-    cpu_groups: dict[str, Callable[[], Iterable[int]]] | None = None,
+    cpu_groups: Mapping[str, Callable[[], Iterable[int]]] | None = None,
 ) -> LoadResult:
     """Closed loop: each connection runs one session (requests in order) after another.
 

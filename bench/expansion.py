@@ -134,10 +134,8 @@ def _expand_through_server(
     from devices_app.models import Device
 
     name = f"expansion-run-{run}-{uuid.uuid4().hex[:6]}"
-    path, body = (
-        f"/api/management/v1/deployments/deployments/group/{GROUP}",
-        {"name": name, "artifact_name": release},
-    )
+    path = f"/api/management/v1/deployments/deployments/group/{GROUP}"
+    body: dict[str, Any] = {"name": name, "artifact_name": release}
     if warm_up:  # one device: the same code paths in server and worker, nearly no rows
         device = Device.objects.values_list("id", flat=True).first()
         path = "/api/management/v1/deployments/deployments"
@@ -175,7 +173,7 @@ def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], boo
         common.setup_django(env)
         from django.contrib.auth import get_user_model
 
-        from config.api.useradm import issue_user_token
+        from config.accounts.services.tokens import issue_user_token
         from deployments_app.management.commands.generate_fleet import create_releases
 
         _sql("VACUUM ANALYZE")
@@ -225,7 +223,7 @@ def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], boo
     ok_rss = peak_mb <= GOAL_RSS_MB
     ok_latency = latency_ms <= GOAL_CREATE_MS
     smoke = args.smoke
-    rows = [
+    table = [
         common.Row(f"N={size}: plain INSERT … SELECT (baseline)", f"{baseline:.2f} s"),
         common.Row(
             f"N={size}: create → expanded (wall; worker part)",
@@ -254,7 +252,7 @@ def run_size(size: int, args: argparse.Namespace) -> tuple[list[common.Row], boo
             "" if smoke else common.verdict(ok_latency),
         ),
     ]
-    return rows, ok_ratio and ok_rss and ok_latency
+    return table, ok_ratio and ok_rss and ok_latency
 
 
 def main(argv: list[str] | None = None) -> int:

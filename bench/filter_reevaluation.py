@@ -176,6 +176,8 @@ def run(devices: int, runs: int) -> float:
     assert stored == expected, (stored, expected)
 
     device_id = Device.objects.order_by("id").values_list("id", flat=True).first()
+    if device_id is None:
+        raise RuntimeError("the fleet has no devices")
     toggle = iter(["rpi4", "x86-64"] * 1000)
     change_s = _median_seconds(
         lambda: merge_device_inventory(

@@ -129,15 +129,15 @@ class Fleet:
             self.admitted.append(device_id)
         return device_id
 
-    def ping_sessions(self) -> Iterator[tuple[bytes]]:
+    def ping_sessions(self) -> Iterator[common.Session]:
         requests = [self.request(PING, d) for d in self.tokens]
         return common.random_sessions(requests, seed=11)
 
-    def first_poll_sessions(self) -> Iterator[tuple[bytes]]:
+    def first_poll_sessions(self) -> Iterator[common.Session]:
         while (device_id := self.take_fresh()) is not None:
             yield (self.request(NEXT, device_id),)
 
-    def repeat_sessions(self) -> Iterator[tuple[bytes]]:
+    def repeat_sessions(self) -> Iterator[common.Session]:
         rng = random.Random(13)
         cache: dict[str, bytes] = {}
         while self.admitted:
@@ -146,7 +146,7 @@ class Fleet:
                 cache[device_id] = self.request(NEXT, device_id)
             yield (cache[device_id],)
 
-    def idle_sessions(self) -> Iterator[tuple[bytes]]:
+    def idle_sessions(self) -> Iterator[common.Session]:
         return common.random_sessions(
             [self.request(NEXT, d) for d in self.idle], seed=17
         )
@@ -423,14 +423,16 @@ def profile_in_process(fleet: Fleet, samples: int) -> None:
             f"{sql:.1f} ms | {total:.1f} ms | {total - sql:.1f} ms |"
         )
     for key in ("first", "repeat"):
-        queries = details.get(key)
-        if not queries:
+        timings = details.get(key)
+        if not timings:
             continue
         common.say()
         common.say(f"Queries of one {VARIANTS[key][0]} (ms, in order):")
         common.say()
-        for seconds, sql, _ in queries:
-            common.say(f"    {seconds * 1000:6.2f}  {' '.join(sql.split())[:150]}")
+        for seconds, statement, _ in timings:
+            common.say(
+                f"    {seconds * 1000:6.2f}  {' '.join(statement.split())[:150]}"
+            )
     _explain_slowest(details.get("first", []))
     for key in ("first", "repeat"):
         _cprofile(fleet, client, key, kinds[key], samples)

@@ -54,7 +54,7 @@ def _management_get(url: str, token: str) -> Any:
 def _user_token() -> str:
     from django.contrib.auth import get_user_model
 
-    from config.api.useradm import issue_user_token
+    from config.accounts.services.tokens import issue_user_token
 
     user = get_user_model().objects.create_user(
         username="bench@example.com",

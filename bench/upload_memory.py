@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
+    SECRET_KEY,
     children_of,
     create_database,
     database_url,
@@ -105,6 +106,7 @@ def server_env(media_root: Path, port: int) -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
         "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": DATABASE_URL,
         "FLOTILLA_MEDIA_ROOT": str(media_root),
         "FLOTILLA_BIND": f"127.0.0.1:{port}",
@@ -119,7 +121,7 @@ def server_env(media_root: Path, port: int) -> dict[str, str]:
 def create_user_and_token(env: dict[str, str]) -> str:
     code = (
         "from django.contrib.auth import get_user_model\n"
-        "from config.api.useradm import issue_user_token\n"
+        "from config.accounts.services.tokens import issue_user_token\n"
         f"u = get_user_model().objects.create_user(username={USERNAME!r}, email={USERNAME!r}, password={PASSWORD!r})\n"
         "print(issue_user_token(user=u))\n"
     )

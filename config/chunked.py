@@ -5,7 +5,9 @@ and no ``Content-Length``. Django's WSGI handler reads exactly ``CONTENT_LENGTH`
 (zero when absent), so such bodies would arrive empty. The server (gunicorn) has already
 de-chunked ``wsgi.input``; this middleware drains it into a spooled temporary file (kept in
 memory up to a threshold, on disk beyond it) and presents it with a real ``CONTENT_LENGTH``.
-Bodies larger than the configured bound are refused with 413 before the app runs.
+Bodies larger than the configured bound are refused with 413 before the app runs; bodies other
+than multipart uploads have the input policy's much smaller bound (FLOTILLA_MAX_JSON_BODY), so
+an unauthenticated client cannot make the server spool gigabytes first.
 """
 
 from __future__ import annotations
@@ -45,10 +47,18 @@ def spool_body(stream: Any, *, max_bytes: int, in_memory_bytes: int) -> tuple[An
 class ChunkedBodyMiddleware:
     """Give chunked requests a spooled body and a Content-Length before Django sees them."""
 
-    def __init__(self, app: WSGIApp, *, max_bytes: int, in_memory_bytes: int) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        max_bytes: int,
+        in_memory_bytes: int,
+        max_non_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.in_memory_bytes = in_memory_bytes
+        self.max_non_upload_bytes = max_non_upload_bytes
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -56,14 +66,18 @@ class ChunkedBodyMiddleware:
         is_chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if not is_chunked or environ.get("CONTENT_LENGTH"):
             return self.app(environ, start_response)
+        max_bytes = self.max_bytes
+        is_upload = environ.get("CONTENT_TYPE", "").startswith("multipart/")
+        if self.max_non_upload_bytes is not None and not is_upload:
+            max_bytes = min(max_bytes, self.max_non_upload_bytes)
         try:
             spool, length = spool_body(
                 environ["wsgi.input"],
-                max_bytes=self.max_bytes,
+                max_bytes=max_bytes,
                 in_memory_bytes=self.in_memory_bytes,
             )
         except RequestBodyTooLarge:
-            return _too_large(start_response, self.max_bytes)
+            return _too_large(start_response, max_bytes)
         environ["wsgi.input"] = spool
         environ["CONTENT_LENGTH"] = str(length)
         return _closing(self.app(environ, start_response), spool)

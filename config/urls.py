@@ -1,19 +1,16 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
-from config.api.useradm import CurrentUserView, LoginView
+from config.accounts.admin_login import throttled_admin_login
+from config.accounts.api import urls as accounts_urls
+from config.api.schema_view import SchemaView
+from config.health import healthz, readyz
+from config.metrics import metrics
 from deployments_app.api import artifact_urls, deployment_urls
 from devices_app.api import urls as devices_urls
 
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
-
 management_urlpatterns = [
-    path("v1/useradm/auth/login", LoginView.as_view()),
-    path("v1/useradm/users/me", CurrentUserView.as_view()),
+    *accounts_urls.management_urlpatterns,
     *devices_urls.management_urlpatterns,
     *artifact_urls.management_urlpatterns,
     *deployment_urls.management_urlpatterns,
@@ -25,10 +22,14 @@ device_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("admin/login/", throttled_admin_login),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics),
     path("api/management/", include(management_urlpatterns)),
     path("api/devices/", include(device_urlpatterns)),
+    path("api/schema/", SchemaView.as_view()),
 ]
 
 handler404 = "config.api.errors.json_not_found"

@@ -63,3 +63,24 @@ def advance_phased_rollouts_task(limit: int = 500) -> dict[str, int]:
     if result["phases_opened"] == limit or result["deployments_started"] == limit:
         advance_phased_rollouts_task.delay(limit)
     return result
+
+
+@shared_task
+def sweep_upload_leftovers_task(limit: int = 1000) -> dict[str, int]:
+    """Remove spool files and stored artifact files that killed uploads left (bounded, idempotent)."""
+    from django.core.cache import cache
+
+    from deployments_app.services.upload_sweep import sweep_upload_leftovers
+
+    # Removals tolerate a concurrent run; the lock only saves a second run the listing work.
+    lock_key = "flotilla:sweep-upload-leftovers"
+    if not cache.add(lock_key, "1", timeout=600):
+        return {"skipped": 1}
+    try:
+        result = sweep_upload_leftovers(limit=limit)
+    finally:
+        cache.delete(lock_key)
+    return {
+        "spool_files": result.spool_files,
+        "orphaned_artifact_files": result.orphaned_artifact_files,
+    }

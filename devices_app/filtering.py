@@ -386,3 +386,36 @@ def sort_expression(
     if text_expr is not None:
         return f'({text_expr}) COLLATE "C"', []
     return f"({table}.{_JSONB_COLUMNS[scope]} -> %s)", [attribute]
+
+
+# --- free-text search (Mender's search ``text``) -------------------------------------------------
+
+_TEXT_SCOPES = ("identity_data", "inventory", "tags")
+
+
+def text_keywords(text: str) -> list[str]:
+    """Mender's keyword split: runs of letters and digits; everything else separates words."""
+    return "".join(ch if ch.isalnum() else " " for ch in text).split()
+
+
+def compile_text_search(
+    keywords: Sequence[str], *, table: str = "d"
+) -> tuple[str, str, list[Any]]:
+    """(condition, rank expression, params) matching devices holding any of the keywords.
+
+    As Mender's full-text index: a device's words are its id, its static group and the string
+    values of its identity, inventory and tags attributes, split as ``text_keywords`` does;
+    whole words, any case, ranked by how well they match. Both expressions take ``params``.
+    """
+    values = " , ".join(
+        f"(SELECT string_agg(e.value #>> '{{}}', ' ') FROM jsonb_each({table}.{column}) e "
+        "WHERE jsonb_typeof(e.value) = 'string')"
+        for column in _TEXT_SCOPES
+    )
+    document = (
+        "to_tsvector('simple', regexp_replace(concat_ws(' ', "
+        f"{table}.id::text, {table}.group_name, {values}), '[^[:alnum:]]+', ' ', 'g'))"
+    )
+    query = "to_tsquery('simple', %s)"
+    params = [" | ".join(keywords)]
+    return f"({document} @@ {query})", f"ts_rank({document}, {query})", params

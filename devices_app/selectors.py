@@ -8,12 +8,19 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import BooleanField, Prefetch, QuerySet
+from django.db.models import BooleanField, FloatField, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from devices_app.exceptions import DeviceFilterNotFound, DeviceNotFound, GroupNotFound
-from devices_app.filtering import Term, compile_terms, sort_expression
+from devices_app.filtering import (
+    Term,
+    compile_terms,
+    compile_text_search,
+    parse_terms,
+    sort_expression,
+    text_keywords,
+)
 from devices_app.models import AuthSet, Device, DeviceFilter, FilterMembership
 from devices_app.states import DeviceStatus
 
@@ -35,10 +42,10 @@ def get_device_for_token(*, device_id: str, token_id: str) -> Device | None:
 def list_devices(
     *, statuses: list[str] | None = None, ids: list[Any] | None = None
 ) -> QuerySet[Device]:
-    """Devices (with their auth sets prefetched), oldest first."""
-    devices = Device.objects.prefetch_related(
-        Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts"))
-    )
+    """Devices (with their auth sets prefetched), oldest first; decommissioned ones are gone."""
+    devices = Device.objects.exclude(
+        status=DeviceStatus.DECOMMISSIONED
+    ).prefetch_related(Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts")))
     if statuses:
         devices = devices.filter(status__in=statuses)
     if ids:
@@ -54,7 +61,8 @@ def get_device(*, device_id: uuid.UUID) -> Device:
 
 
 def count_devices(*, status: str | None = None) -> int:
-    devices = Device.objects.all()
+    """How many devices (with ``status``) the management API shows: decommissioned ones are gone."""
+    devices = Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
     if status:
         devices = devices.filter(status=status)
     return devices.count()
@@ -81,10 +89,12 @@ def search_inventory_devices(
     sort: Sequence[tuple[str, str, bool]] = (),
     group: str | None = None,
     has_group: bool | None = None,
+    text: str = "",
 ) -> QuerySet[Device]:
     """Devices matching AND-ed filter terms (compiled to SQL), ordered by ``sort`` then age.
 
-    ``sort`` holds ``(scope, attribute, descending)`` triples.
+    ``sort`` holds ``(scope, attribute, descending)`` triples. A ``text`` also keeps only devices
+    holding one of its words and, as in Mender, orders by how well they match instead of ``sort``.
     """
     devices = inventory_devices()
     if terms:
@@ -94,6 +104,8 @@ def search_inventory_devices(
         devices = devices.filter(group_name=group)
     if has_group is not None:
         devices = devices.filter(group_name__isnull=not has_group)
+    if text:
+        return _text_matches(devices, text)
     ordering: list[Any] = []
     for scope, attribute, descending in sort:
         expression = RawSQL(
@@ -105,6 +117,20 @@ def search_inventory_devices(
             else expression.asc(nulls_last=True)
         )
     return devices.order_by(*ordering, "created_ts", "id")
+
+
+def _text_matches(devices: QuerySet[Device], text: str) -> QuerySet[Device]:
+    keywords = text_keywords(text)
+    if not keywords:
+        return devices.none()  # nothing searchable in it: Mender finds nothing either
+    condition, rank, params = compile_text_search(
+        keywords, table=f'"{Device._meta.db_table}"'
+    )
+    return (
+        devices.filter(RawSQL(condition, params, output_field=BooleanField()))
+        .annotate(text_rank=RawSQL(rank, params, output_field=FloatField()))
+        .order_by("-text_rank", "created_ts", "id")
+    )
 
 
 def get_device_group(*, device_id: uuid.UUID) -> str | None:
@@ -158,6 +184,57 @@ def get_device_filter(*, filter_id: uuid.UUID | str) -> DeviceFilter:
 def filter_member_count(*, filter_id: uuid.UUID) -> int:
     """Accepted devices currently matching the saved filter (worker-maintained membership)."""
     return FilterMembership.objects.filter(device_filter_id=filter_id).count()
+
+
+def count_devices_matching_terms(*, terms: Sequence[Term]) -> int:
+    """Accepted devices matching the terms now, counted set-based from the inventory itself.
+
+    Unlike ``filter_member_count`` it does not depend on the worker-maintained membership, so
+    it is right even for a filter saved a moment ago.
+    """
+    condition, params = compile_terms(terms, table="d")
+    sql = (
+        f"SELECT count(*) FROM {Device._meta.db_table} d "
+        f"WHERE d.status = %s AND {condition}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [DeviceStatus.ACCEPTED.value, *params])
+        (count,) = cursor.fetchone() or (0,)
+        return int(count)
+
+
+def unevaluated_filters_matching_device(
+    *, device_id: uuid.UUID, filter_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Of ``filter_ids``, the saved filters not evaluated since their last change that the device matches now.
+
+    Their stored membership is not known yet (the evaluation worker has not finished), so the
+    device is evaluated on the spot: one statement, the same compiler as the evaluation.
+    """
+    unevaluated = list(
+        DeviceFilter.objects.filter(
+            evaluated_ts__isnull=True, pk__in=filter_ids
+        ).values_list("id", "terms")
+    )
+    if not unevaluated:
+        return []
+    selects: list[str] = []
+    params: list[Any] = []
+    for filter_id, terms in unevaluated:
+        condition, condition_params = compile_terms(parse_terms(terms), table="d")
+        selects.append(
+            f"SELECT %s::uuid FROM {Device._meta.db_table} d "
+            f"WHERE d.id = %s AND d.status = %s AND {condition}"
+        )
+        params += [
+            str(filter_id),
+            str(device_id),
+            DeviceStatus.ACCEPTED.value,
+            *condition_params,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def list_filter_members(*, filter_id: uuid.UUID) -> QuerySet[Device]:

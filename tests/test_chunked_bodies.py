@@ -19,7 +19,7 @@ def send_chunked(
 ) -> tuple[int, bytes]:
     """Send ``body`` with Transfer-Encoding: chunked in several chunks and no Content-Length."""
     parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=30)
     chunks = [body[i : i + 7] for i in range(0, len(body), 7)]
     connection.request(
         method, path, body=iter(chunks), headers=headers, encode_chunked=True
@@ -114,3 +114,36 @@ def test_chunked_body_spills_to_disk_past_threshold_and_arrives_whole() -> None:
 
     assert status == "200 OK"
     assert seen == body
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [("application/json", "413"), ("multipart/form-data; boundary=x", "200")],
+)
+def test_chunked_non_upload_body_has_the_smaller_bound(
+    content_type: str, expected: str
+) -> None:
+    app = ChunkedBodyMiddleware(
+        lambda e, s: [],
+        max_bytes=10_000,
+        in_memory_bytes=100,
+        max_non_upload_bytes=1000,
+    )
+    seen: dict[str, int] = {}
+
+    def inner(environ: dict, start_response: object) -> list[bytes]:
+        seen["length"] = int(environ["CONTENT_LENGTH"])
+        start_response("200 OK", [])  # type: ignore[operator]
+        return [b"ok"]
+
+    app.app = inner
+    statuses: list[str] = []
+    environ = {
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "CONTENT_TYPE": content_type,
+        "wsgi.input": io.BytesIO(b"x" * 1001),
+    }
+    b"".join(app(environ, lambda status, headers: statuses.append(status)))
+
+    assert statuses[0].startswith(expected)
+    assert seen == ({} if expected == "413" else {"length": 1001})

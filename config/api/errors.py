@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.counters import record_rate_limit_rejection
 from config.errors import DomainError
+
+# Connection refused or lost, server shutting down, too many clients (and deadlocks or
+# cancelled statements): transient conditions of the database, not of the request.
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+OUTAGE_RETRY_AFTER_SECONDS = 30
 
 DOMAIN_ERROR_STATUS = {
     "invalid": status.HTTP_400_BAD_REQUEST,
@@ -63,6 +71,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return error_response(
             request, exc.message, DOMAIN_ERROR_STATUS[exc.kind], exc.metadata
         )
+    if isinstance(exc, exceptions.Throttled):
+        view = context.get("view")
+        scope = getattr(view, "throttle_scope", None) or type(view).__name__
+        record_rate_limit_rejection(scope=scope)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -81,4 +93,12 @@ def json_not_found(
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
+    """handler500: JSON; 503 with Retry-After when the database is unreachable (an outage, not a bug)."""
+    # Django calls this while handling the exception, so it is the current one.
+    if isinstance(sys.exc_info()[1], DATABASE_OUTAGE_ERRORS):
+        response = JsonResponse(
+            error_body("service temporarily unavailable", request), status=503
+        )
+        response["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response
     return JsonResponse(error_body("internal error", request), status=500)

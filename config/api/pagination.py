@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from config.errors import InvalidInput
+from config.input_policy import PG_BIGINT_MAX
 
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
 _T = TypeVar("_T")
 
 
@@ -45,21 +48,30 @@ def parse_page(
     per_page = _positive_int(params, "per_page", default_per_page)
     if per_page > max_per_page:
         raise InvalidInput("Param per_page is out of bounds")
+    # The page's OFFSET and LIMIT must fit PostgreSQL's bigint.
+    if page * per_page > PG_BIGINT_MAX:
+        raise InvalidInput("Param page is out of bounds")
     return Page(number=page, per_page=per_page)
 
 
 def paging_headers(request: Any, page: Page, total: int) -> dict[str, str]:
-    """X-Total-Count and Link (first, prev, next) for a page of ``total`` results."""
-    last_segment = request.path.rstrip("/").rsplit("/", 1)[-1]
+    """X-Total-Count and Link (first, prev, next) for a page of ``total`` results.
+
+    Every link is the request's absolute path with every value of every query parameter
+    (``?id=a&id=b`` keeps both), only ``page``/``per_page`` replaced; one ``rel`` per link.
+    Mender writes the last path segment only (``<devices?…>``): a client resolves both to the
+    same URL.
+    """
     params = [
         (key, value)
-        for key, value in request.GET.items()
+        for key, values in request.GET.lists()
         if key not in ("page", "per_page")
+        for value in values
     ]
 
     def link(number: int, rel: str) -> str:
         query = urlencode([*params, ("page", number), ("per_page", page.per_page)])
-        return f'<{last_segment}?{query}>; rel="{rel}"'
+        return f'<{request.path}?{query}>; rel="{rel}"'
 
     links = [link(1, "first")]
     if page.number > 1:
@@ -69,7 +81,12 @@ def paging_headers(request: Any, page: Page, total: int) -> dict[str, str]:
     return {"X-Total-Count": str(total), "Link": ", ".join(links)}
 
 
+@overload
+def page_slice(items: QuerySet[_M, _R], page: Page) -> QuerySet[_M, _R]: ...
+@overload
+def page_slice(items: Sequence[_T], page: Page) -> Sequence[_T]: ...
 def page_slice(
-    items: Sequence[_T] | QuerySet[Any, _T], page: Page
-) -> Sequence[_T] | QuerySet[Any, _T]:
+    items: QuerySet[_M, _R] | Sequence[_T], page: Page
+) -> QuerySet[_M, _R] | Sequence[_T]:
+    """The page's part of ``items`` (a queryset stays lazy: LIMIT/OFFSET)."""
     return items[page.offset : page.offset + page.per_page]

@@ -24,30 +24,37 @@ def _signing_key() -> bytes:
 
 
 def issue_token(
-    *, jti: str, subject: str, ttl: dt.timedelta, claims: dict[str, Any]
+    *,
+    jti: str,
+    subject: str,
+    ttl: dt.timedelta | None,
+    claims: dict[str, Any],
+    now: dt.datetime | None = None,
 ) -> str:
-    """Encode a JWT with the standard claims plus ``claims``."""
-    now = timezone.now()
+    """Encode a JWT with the standard claims plus ``claims``; no ``exp`` when ``ttl`` is None."""
+    now = now or timezone.now()
     payload = {
         "jti": jti,
         "sub": subject,
         "iss": settings.FLOTILLA_JWT_ISSUER,
         "iat": int(now.timestamp()),
-        "exp": int((now + ttl).timestamp()),
         **claims,
     }
+    if ttl is not None:
+        payload["exp"] = int((now + ttl).timestamp())
     return jwt.encode(payload, _signing_key(), algorithm=_ALGORITHM)
 
 
-def decode_token(token: str) -> dict[str, Any]:
-    """Verify signature, expiry and issuer; return the claims."""
+def decode_token(token: str, *, require_expiry: bool = True) -> dict[str, Any]:
+    """Verify signature, expiry (when present, or required) and issuer; return the claims."""
+    required = ["jti", "sub", "iat", *(["exp"] if require_expiry else [])]
     try:
         return jwt.decode(
             token,
             _signing_key(),
             algorithms=[_ALGORITHM],
             issuer=settings.FLOTILLA_JWT_ISSUER,
-            options={"require": ["jti", "sub", "exp", "iat"]},
+            options={"require": required},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc

@@ -12,7 +12,6 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -32,6 +31,8 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
 from config.timestamps import rfc3339
 from deployments_app.api.artifact_output import artifact_output, release_output
+from config.uploads import SpoolDirectoryUploadHandler
+from deployments_app.api import schema
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
     ArtifactUploadInputSerializer,
@@ -61,7 +62,7 @@ def _artifact_filters(request: Request) -> dict[str, Any]:
 # ------------------------------------------------------------------ upload
 
 
-class ArtifactUploadHandler(TemporaryFileUploadHandler):
+class ArtifactUploadHandler(SpoolDirectoryUploadHandler):
     """Spools each file part to a temporary file on disk; stops once it passes the artifact size limit."""
 
     def __init__(self, request: HttpRequest, *, max_size: int) -> None:
@@ -77,6 +78,7 @@ class ArtifactUploadHandler(TemporaryFileUploadHandler):
         return super().receive_data_chunk(raw_data, start)
 
 
+@schema.artifact_list
 class ArtifactListView(APIView):
     """``GET /v1/deployments/artifacts`` (unpaged, sorted by name) and ``POST`` (multipart upload)."""
 
@@ -129,6 +131,7 @@ class ArtifactListView(APIView):
         )
 
 
+@schema.artifact_paged_list
 class ArtifactPagedListView(APIView):
     """``GET /v1/deployments/artifacts/list``: paged, ``sort`` = name|modified : asc|desc."""
 
@@ -142,6 +145,7 @@ class ArtifactPagedListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.artifact_detail
 class ArtifactDetailView(APIView):
     """``GET``, ``PUT`` (description) and ``DELETE`` ``/v1/deployments/artifacts/{id}``."""
 
@@ -166,6 +170,7 @@ class ArtifactDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.artifact_download_link
 class ArtifactDownloadLinkView(APIView):
     """``GET /v1/deployments/artifacts/{id}/download``: ``{"uri", "expire"}`` for operators."""
 
@@ -191,6 +196,7 @@ def _release_filters(request: Request) -> dict[str, Any]:
     }
 
 
+@schema.release_list_v1
 class ReleaseListV1View(APIView):
     """``GET /v1/deployments/deployments/releases`` (unpaged; legacy capitalised keys)."""
 
@@ -199,6 +205,7 @@ class ReleaseListV1View(APIView):
         return Response([release_output(release, legacy=True) for release in found])
 
 
+@schema.release_paged_list_v1
 class ReleasePagedListV1View(APIView):
     """``GET /v1/deployments/deployments/releases/list`` (paged; legacy keys)."""
 
@@ -217,6 +224,7 @@ class ReleasePagedListV1View(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.release_list_v2
 class ReleaseListV2View(ReleasePagedListV1View):
     """``GET /v2/deployments/deployments/releases`` (paged; lowercase keys) and ``DELETE ?name=…``."""
 
@@ -227,6 +235,7 @@ class ReleaseListV2View(ReleasePagedListV1View):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_detail_v2
 class ReleaseDetailV2View(APIView):
     """``GET`` and ``PATCH`` (notes) ``/v2/deployments/deployments/releases/{name}``."""
 
@@ -245,6 +254,7 @@ class ReleaseDetailV2View(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_tags_v2
 class ReleaseTagsV2View(APIView):
     """``PUT /v2/deployments/deployments/releases/{name}/tags`` with a JSON array of tags."""
 
@@ -254,6 +264,7 @@ class ReleaseTagsV2View(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.release_all_tags_v2
 class ReleaseAllTagsV2View(APIView):
     """``GET /v2/deployments/releases/all/tags``."""
 
@@ -261,6 +272,7 @@ class ReleaseAllTagsV2View(APIView):
         return Response(selectors.list_release_tags())
 
 
+@schema.release_all_types_v2
 class ReleaseAllTypesV2View(APIView):
     """``GET /v2/deployments/releases/all/types``: every payload (update) type in use."""
 

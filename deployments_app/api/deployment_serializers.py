@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from config.input_policy import PG_INTEGER_MAX
 from config.timestamps import rfc3339
 from deployments_app.models import Deployment, DeviceDeployment
 from deployments_app.services.creation import PhaseRequest
@@ -51,7 +52,9 @@ class GroupDeploymentCreateInputSerializer(_DeploymentCommonInputSerializer):
 
 class DynamicDeploymentCreateInputSerializer(_DeploymentCommonInputSerializer):
     filter_id = serializers.UUIDField()
-    max_devices = serializers.IntegerField(min_value=0, required=False)
+    max_devices = serializers.IntegerField(
+        min_value=0, max_value=PG_INTEGER_MAX, required=False
+    )
 
 
 class AbortInputSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
+from deployments_app.api import schema
 from deployments_app.api.deployment_serializers import (
     AbortInputSerializer,
     DeploymentCreateInputSerializer,
@@ -91,6 +92,7 @@ def _poll_response(request: Request, provides: Any) -> Response:
     return _instructions_response(request, instructions)
 
 
+@schema.next_deployment_v2
 class NextDeploymentV2View(DeviceAPIView, APIView):
     """``POST /api/devices/v2/deployments/device/deployments/next`` with ``device_provides``."""
 
@@ -98,6 +100,7 @@ class NextDeploymentV2View(DeviceAPIView, APIView):
         return _poll_response(request, _json_object(request).get("device_provides"))
 
 
+@schema.next_deployment_v1
 class NextDeploymentV1View(DeviceAPIView, APIView):
     """``POST`` (flat provides) and ``GET ?artifact_name=&device_type=`` on v1 ``.../next``."""
 
@@ -115,6 +118,7 @@ class NextDeploymentV1View(DeviceAPIView, APIView):
         )
 
 
+@schema.device_deployment_status
 class DeviceDeploymentStatusView(DeviceAPIView, APIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/status`` → exactly 204."""
 
@@ -130,6 +134,7 @@ class DeviceDeploymentStatusView(DeviceAPIView, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_deployment_log
 class DeviceDeploymentLogView(DeviceAPIView, APIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/log`` → 204."""
 
@@ -154,6 +159,7 @@ def _created_response(deployment: Deployment, version: str) -> Response:
     )
 
 
+@schema.deployment_list
 class DeploymentListView(APIView):
     """``GET``/``POST /api/management/v1/deployments/deployments``."""
 
@@ -165,8 +171,10 @@ class DeploymentListView(APIView):
             search=params.get("search") or None,
             created_after=_unix_time(params.get("created_after"), "created_after"),
             created_before=_unix_time(params.get("created_before"), "created_before"),
-            newest_first=params.get("sort", "desc") != "asc",
+            newest_first=_is_newest_first(params.get("sort")),
         ).prefetch_related("phases")
+        if _deployment_type(params.get("type")) == "configuration":
+            deployments = deployments.none()  # Flotilla has software deployments only
         total = deployments.count()
         items = list(page_slice(deployments, page))
         stats = deployment_statistics(deployment_ids=[d.pk for d in items])
@@ -182,6 +190,7 @@ class DeploymentListView(APIView):
         return _created_response(deployment, "v1")
 
 
+@schema.group_deployment_create
 class GroupDeploymentCreateView(APIView):
     """``POST /api/management/v1/deployments/deployments/group/{name}``."""
 
@@ -194,6 +203,7 @@ class GroupDeploymentCreateView(APIView):
         return _created_response(deployment, "v1")
 
 
+@schema.dynamic_deployment_create
 class DynamicDeploymentCreateView(APIView):
     """``POST /api/management/v2/deployments/deployments`` with a saved filter."""
 
@@ -216,6 +226,23 @@ def _deployment_status_filter(value: str | None) -> list[str] | None:
     return [value]
 
 
+def _is_newest_first(value: str | None) -> bool:
+    """Mender's ``sort``: ``asc`` or ``desc`` (the default), any case; anything else is a 400."""
+    direction = (value or "desc").lower()
+    if direction not in ("asc", "desc"):
+        raise InvalidInput('invalid form value: must be one of "asc" or "desc"')
+    return direction == "desc"
+
+
+def _deployment_type(value: str | None) -> str | None:
+    """Mender's ``type`` filter: ``software`` or ``configuration`` (None: both)."""
+    if not value:
+        return None
+    if value not in ("software", "configuration"):
+        raise InvalidInput(f"unknown deployment type {value}")
+    return value
+
+
 def _unix_time(value: str | None, name: str) -> dt.datetime | None:
     if value is None or value == "":
         return None
@@ -225,6 +252,7 @@ def _unix_time(value: str | None, name: str) -> dt.datetime | None:
         raise InvalidInput(f"Can't parse param {name}") from None
 
 
+@schema.deployment_detail
 class DeploymentDetailView(APIView):
     def get(self, request: Request, deployment_id: Any) -> Response:
         deployment = selectors.get_deployment(deployment_id=deployment_id)
@@ -234,6 +262,7 @@ class DeploymentDetailView(APIView):
         return Response(deployment_output(deployment, stats))
 
 
+@schema.deployment_status
 class DeploymentStatusView(APIView):
     """``PUT .../deployments/{id}/status`` ``{"status": "aborted"}`` → 204."""
 
@@ -244,6 +273,7 @@ class DeploymentStatusView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.deployment_statistics
 class DeploymentStatisticsView(APIView):
     def get(self, request: Request, deployment_id: Any) -> Response:
         deployment = selectors.get_deployment(deployment_id=deployment_id)
@@ -254,6 +284,7 @@ class DeploymentStatisticsView(APIView):
         )
 
 
+@schema.deployment_statistics_list
 class DeploymentStatisticsListView(APIView):
     def post(self, request: Request) -> Response:
         payload = StatisticsListInputSerializer(data=_json_object(request))
@@ -279,6 +310,7 @@ def _device_status_filter(value: str | None) -> frozenset[str] | None:
     return statuses
 
 
+@schema.deployment_devices
 class DeploymentDevicesView(APIView):
     """``GET .../deployments/{id}/devices`` (unpaged, deprecated in Mender)."""
 
@@ -290,6 +322,7 @@ class DeploymentDevicesView(APIView):
         )
 
 
+@schema.deployment_devices_list
 class DeploymentDevicesListView(APIView):
     """``GET .../deployments/{id}/devices/list`` (paged, status filter)."""
 
@@ -308,6 +341,7 @@ class DeploymentDevicesListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.deployment_device_list
 class DeploymentDeviceListView(APIView):
     """``GET .../deployments/{id}/device_list``: the static target list."""
 
@@ -316,6 +350,7 @@ class DeploymentDeviceListView(APIView):
         return Response(selectors.deployment_target_ids(deployment=deployment))
 
 
+@schema.device_deployment_log_management
 class DeviceDeploymentLogManagementView(APIView):
     """``GET .../deployments/{id}/devices/{device_id}/log`` as text."""
 
@@ -328,6 +363,7 @@ class DeviceDeploymentLogManagementView(APIView):
         )
 
 
+@schema.device_deployment_history
 class DeviceDeploymentHistoryView(APIView):
     """``GET .../deployments/devices/{device_id}``: a device's deployments, newest first."""
 
@@ -358,6 +394,7 @@ class DeviceDeploymentHistoryView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_deployment_history_reset
 class DeviceDeploymentHistoryResetView(APIView):
     """``DELETE .../deployments/devices/{device_id}/history``: make the device eligible again."""
 

@@ -8,11 +8,14 @@ are ignored here too. Value types are always checked.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from config.input_policy import UnacceptableInput, check_document
 from deployments_app.artifact_format.errors import ArtifactError
 
 SUPPORTED_VERSIONS = (2, 3)
@@ -20,8 +23,13 @@ SUPPORTED_VERSIONS = (2, 3)
 # Limits the Mender server applies to device_types_compatible at upload.
 MAX_DEVICE_TYPES = 200
 MAX_DEVICE_TYPE_LENGTH = 4096
+# Artifact and release names are stored in 4096-character columns.
+MAX_ARTIFACT_NAME_LENGTH = 4096
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Signature lengths in bytes: ECDSA r||s for P-256, P-384, P-521; RSA 1024 to 16384-bit moduli.
+_ECDSA_SIGNATURE_LENGTHS = (64, 96, 132)
+_RSA_SIGNATURE_LENGTHS = (128, 2048)
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,18 @@ class TypeInfo:
 def load_json(raw: bytes, *, what: str) -> Any:
     """Decode one JSON document, rejecting NaN/Infinity, invalid UTF-8 and pathological nesting."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise ArtifactError(f"{what} is not valid UTF-8") from None
     except RecursionError:
         raise ArtifactError(f"{what} is nested too deeply") from None
     except ValueError as exc:
         raise ArtifactError(f"{what} is not valid JSON: {exc}") from None
+    try:
+        check_document(document, what=what)
+    except UnacceptableInput as exc:
+        raise ArtifactError(str(exc)) from None
+    return document
 
 
 def parse_version(raw: bytes) -> VersionInfo:
@@ -112,6 +125,7 @@ def parse_header_info_v3(raw: bytes, *, augment: bool = False) -> HeaderInfo:
             raise ArtifactError(
                 f"{what}: artifact_provides.artifact_name must not be empty"
             )
+        _check_name_length(name, what=f"{what} artifact_provides.artifact_name")
         raw_group = provides.get("artifact_group")
         group = (
             _string(raw_group, what=f"{what} artifact_provides.artifact_group")
@@ -152,6 +166,7 @@ def parse_header_info_v2(raw: bytes) -> HeaderInfo:
     name = _string(doc.get("artifact_name"), what=f"{what} artifact_name")
     if not name:
         raise ArtifactError(f"{what}: artifact_name must not be empty")
+    _check_name_length(name, what=f"{what} artifact_name")
     updates = doc.get("updates")
     if not isinstance(updates, list) or not updates:
         raise ArtifactError(f"{what}: 'updates' must be a non-empty list")
@@ -243,6 +258,28 @@ def parse_manifest(raw: bytes, *, what: str) -> dict[str, str]:
     return entries
 
 
+def check_manifest_signature(raw: bytes) -> None:
+    """Refuse a manifest.sig that no key could verify: not base64, or of no signature's length.
+
+    mender-artifact 3.9 base64-decodes the signature (Go's StdEncoding: padding required,
+    CR and LF ignored) and needs 2 x the curve size for ECDSA (P-256, P-384, P-521) or the
+    modulus size for RSA. Whether it verifies needs the device's key; devices check that.
+    """
+    try:
+        decoded = base64.b64decode(
+            raw.replace(b"\r", b"").replace(b"\n", b""), validate=True
+        )
+    except binascii.Error:
+        raise ArtifactError("manifest.sig is not valid base64") from None
+    length = len(decoded)
+    if length not in _ECDSA_SIGNATURE_LENGTHS and not (
+        _RSA_SIGNATURE_LENGTHS[0] <= length <= _RSA_SIGNATURE_LENGTHS[1]
+    ):
+        raise ArtifactError(
+            f"manifest.sig: a {length}-byte signature fits no ECDSA or RSA key"
+        )
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
@@ -265,6 +302,13 @@ def _string(value: Any, *, what: str) -> str:
     if not isinstance(value, str):
         raise ArtifactError(f"{what} must be a string")
     return value
+
+
+def _check_name_length(name: str, *, what: str) -> None:
+    if len(name) > MAX_ARTIFACT_NAME_LENGTH:
+        raise ArtifactError(
+            f"{what} is longer than {MAX_ARTIFACT_NAME_LENGTH} characters"
+        )
 
 
 def _string_list(value: Any, *, what: str) -> list[str]:

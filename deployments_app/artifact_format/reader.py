@@ -176,9 +176,9 @@ class _ArtifactParser:
         member = self._next(outer)
         signed = member is not None and member.name == "manifest.sig"
         if signed:
-            # The server only records that a signature exists; devices verify it.
+            # The server checks the signature's form only; devices verify it with their key.
             assert member is not None
-            self._read_document(outer, member)
+            documents.check_manifest_signature(self._read_document(outer, member))
             member = self._next(outer)
         has_augment = (
             version == 3 and member is not None and member.name == "manifest-augment"

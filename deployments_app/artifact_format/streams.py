@@ -142,6 +142,35 @@ def open_tar_stream(
                     )
             return super()._proc_member(tar)  # type: ignore[misc]
 
+        @classmethod
+        def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+            # tarfile takes a corrupt or cut-off header after the first member for the end of
+            # the archive, and one zero block for the end; Go's archive/tar (mender-artifact,
+            # the client) refuses both, and wants the zero block followed by another or by EOF.
+            try:
+                return super().fromtarfile(tar)
+            except tarfile.EOFHeaderError:
+                following = tar.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
+                if 0 < len(following) < tarfile.BLOCKSIZE:
+                    raise ArtifactError(
+                        f"{what} is truncated inside the end-of-archive blocks"
+                    ) from None
+                if following and following != tarfile.NUL * tarfile.BLOCKSIZE:
+                    raise ArtifactError(
+                        f"{what}: invalid tar header after an end-of-archive block"
+                    ) from None
+                raise
+            except tarfile.TruncatedHeaderError:
+                if tar.offset == 0:
+                    raise  # tarfile's own "not a tar archive" answer
+                raise ArtifactError(
+                    f"{what} is truncated inside a tar header"
+                ) from None
+            except tarfile.InvalidHeaderError as exc:
+                if tar.offset == 0:
+                    raise
+                raise ArtifactError(f"{what}: invalid tar header ({exc})") from None
+
     return tarfile.open(
         fileobj=cast(IO[bytes], reader), mode="r|", tarinfo=GuardedTarInfo
     )

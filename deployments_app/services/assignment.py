@@ -34,7 +34,8 @@ from deployments_app.states import (
     DeploymentStatus,
     DeviceDeploymentStatus,
 )
-from devices_app.models import Device, FilterMembership
+from devices_app.models import Device, DeviceFilter, FilterMembership
+from devices_app.selectors import unevaluated_filters_matching_device
 from devices_app.services.inventory import merge_device_inventory
 
 MAX_ATTRIBUTE_LENGTH = 4096
@@ -236,10 +237,14 @@ def _poll_overview(device_id: uuid.UUID) -> PollOverview:
                 SELECT 1 FROM {deployments} d
                 WHERE d.target_kind = %(dynamic)s AND d.status <> %(finished)s
                   AND (f.created IS NULL OR d.created > f.created)
-                  AND d.filter_id IN (
+                  AND (d.filter_id IN (
                       SELECT device_filter_id FROM {FilterMembership._meta.db_table}
                       WHERE device_id = %(device)s
-                  )
+                  ) OR d.filter_id IN (
+                      -- membership not known yet (never evaluated since the last change):
+                      -- the admission evaluates the filter for this device
+                      SELECT id FROM {DeviceFilter._meta.db_table} WHERE evaluated_ts IS NULL
+                  ))
                   AND NOT EXISTS (
                       SELECT 1 FROM {records} own
                       WHERE own.deployment_id = d.id AND own.device_id = %(device)s
@@ -414,9 +419,17 @@ def _oldest_dynamic_candidate(
     member_of = FilterMembership.objects.filter(device_id=device_id).values(
         "device_filter_id"
     )
+    # Filters whose stored membership is not known yet (never evaluated since their last change)
+    # are candidates too, checked for this device on the spot: a matching device is admitted on
+    # its first poll, not once the worker is done. In the common case there are none, and this
+    # stays one query.
+    unevaluated = DeviceFilter.objects.filter(evaluated_ts__isnull=True).values("pk")
     candidates = (
         Deployment.objects.unfinished()
-        .filter(target_kind=TargetKind.DYNAMIC, filter_id__in=member_of)
+        .filter(
+            Q(filter_id__in=member_of) | Q(filter_id__in=unevaluated),
+            target_kind=TargetKind.DYNAMIC,
+        )
         .exclude(
             Exists(
                 DeviceDeployment.objects.live().filter(
@@ -424,10 +437,24 @@ def _oldest_dynamic_candidate(
                 )
             )
         )
+        .annotate(
+            is_member=Exists(member_of.filter(device_filter_id=OuterRef("filter_id")))
+        )
     )
     if after is not None:
         candidates = candidates.filter(created__gt=after)
-    return candidates.order_by("created", "id").first()
+    not_matching: list[Any] = []
+    while True:
+        candidate = (
+            candidates.exclude(pk__in=not_matching).order_by("created", "id").first()
+        )
+        if candidate is None or candidate.is_member:
+            return candidate
+        if unevaluated_filters_matching_device(
+            device_id=device_id, filter_ids=[candidate.filter_id]
+        ):
+            return candidate
+        not_matching.append(candidate.pk)
 
 
 def _take_phase_slot(
@@ -446,15 +473,22 @@ def _take_phase_slot(
     )
     if not started:
         return False, None  # the first phase has not started
-    active = started[-1]
-    if active.capacity is not None:
-        capacity = sum(phase.capacity or 0 for phase in started)
-        if sum(phase.device_count for phase in started) >= capacity:
-            return False, None
-    DeploymentPhase.objects.filter(pk=active.pk).update(
+    # Capacity is cumulative, so a device polling late fills the earliest started batch with
+    # room (each batch stays within its own size); unbounded last phases always have room.
+    slot = next(
+        (
+            phase
+            for phase in started
+            if phase.capacity is None or phase.device_count < phase.capacity
+        ),
+        None,
+    )
+    if slot is None:
+        return False, None
+    DeploymentPhase.objects.filter(pk=slot.pk).update(
         device_count=F("device_count") + 1
     )
-    return True, active
+    return True, slot
 
 
 def _artifact_fields(artifact: Artifact) -> dict[str, Any]:

@@ -30,9 +30,10 @@ from deployments_app.models import (
 from deployments_app.sql import insert_pending_records
 from deployments_app.states import DeploymentStatus
 from devices_app.models import Device
+from devices_app.filtering import parse_terms
 from devices_app.selectors import (
+    count_devices_matching_terms,
     device_group_names,
-    filter_member_count,
     get_device_filter,
 )
 from devices_app.services.groups import accepted_devices_sql, group_members_as_of_sql
@@ -208,7 +209,10 @@ def create_deployment(
             "name": device_filter.name,
             "terms": device_filter.terms,
         }
-        target_count = filter_member_count(filter_id=device_filter.id)
+        # The inventory as it is now, not the membership a worker may still be computing.
+        target_count = count_devices_matching_terms(
+            terms=parse_terms(device_filter.terms)
+        )
         if phase_requests and target_count == 0:
             raise InvalidDeployment(
                 "No devices for the deployment: a phased deployment needs matching devices"

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from config.api.tokens import DEVICE_CLAIM, InvalidToken, bearer_token, decode_token
 from devices_app.models import Device
@@ -59,8 +60,8 @@ class IsDevice(BasePermission):
         return isinstance(request.user, Device)
 
 
-class DeviceAPIView:
-    """Mixin for device-facing views: device token auth, JSON in."""
+class DeviceAPIView(APIView):
+    """Base of device-facing views: device token auth, JSON in."""
 
     authentication_classes: Sequence[type[authentication.BaseAuthentication]] = [
         DeviceTokenAuthentication

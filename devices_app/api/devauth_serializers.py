@@ -45,4 +45,7 @@ class PreauthorizeInputSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False)
 
 
-DEVICE_STATUS_FILTERS = [status.value for status in DeviceStatus]
+# Decommissioned devices are gone from the management API (Mender deletes them): no such filter.
+DEVICE_STATUS_FILTERS = [
+    status.value for status in DeviceStatus if status != DeviceStatus.DECOMMISSIONED
+]

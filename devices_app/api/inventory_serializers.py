@@ -72,4 +72,4 @@ class DeviceSearchInputSerializer(serializers.Serializer):
     filters = serializers.JSONField(default=list)  # type: ignore[arg-type]  # the stubs allow only mapping defaults
     sort = SortInputSerializer(many=True, required=False, default=list)
     attributes = AttributeSelectionInputSerializer(many=True, required=False)
-    text = serializers.CharField(allow_blank=True, required=False)
+    text = serializers.CharField(allow_blank=True, required=False, max_length=4096)

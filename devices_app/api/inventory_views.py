@@ -14,6 +14,7 @@ from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import InvalidInput
 from config.timestamps import rfc3339
 from devices_app import selectors
+from devices_app.api import schema
 from devices_app.api.authentication import DeviceAPIView, device_id_of
 from devices_app.api.inventory_serializers import (
     DeviceFilterInputSerializer,
@@ -38,6 +39,7 @@ from devices_app.states import DeviceStatus
 # --- device-facing -------------------------------------------------------------------------------
 
 
+@schema.device_inventory_attributes
 class DeviceInventoryAttributesView(DeviceAPIView, APIView):
     """``PUT|PATCH /api/devices/v1/inventory/device/attributes``: exactly 200 with an empty body."""
 
@@ -94,11 +96,12 @@ def _v1_has_group(raw: str | None) -> bool | None:
     return raw.lower() == "true"
 
 
+@schema.inventory_device_list
 class InventoryDeviceListView(APIView):
     """``GET /api/management/v1/inventory/devices``: ``attr=value`` (or ``scope/attr=value``) filters."""
 
     def get(self, request: Request) -> Response:
-        page = parse_page(request.query_params, default_per_page=10)
+        page = parse_page(request.query_params)
         terms = [
             parse_term(
                 {
@@ -126,6 +129,7 @@ class InventoryDeviceListView(APIView):
         return Response(data, headers=paging_headers(request, page, total))
 
 
+@schema.inventory_device_detail
 class InventoryDeviceDetailView(APIView):
     """``GET|DELETE /api/management/v1/inventory/devices/{id}`` (GET carries the tags ``ETag``)."""
 
@@ -139,6 +143,7 @@ class InventoryDeviceDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_tags
 class DeviceTagsView(APIView):
     """``PUT`` (replace) / ``PATCH`` (merge) ``/api/management/v1/inventory/devices/{id}/tags``."""
 
@@ -161,6 +166,7 @@ class DeviceTagsView(APIView):
         return self._write(request, device_id, replace=False)
 
 
+@schema.device_group
 class DeviceGroupView(APIView):
     """``GET|PUT /api/management/v1/inventory/devices/{id}/group``."""
 
@@ -176,6 +182,7 @@ class DeviceGroupView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.device_group_membership
 class DeviceGroupMembershipView(APIView):
     """``DELETE /api/management/v1/inventory/devices/{id}/group/{name}``."""
 
@@ -192,6 +199,7 @@ def _status_param(raw: str | None) -> str | None:
     return raw
 
 
+@schema.group_list
 class GroupListView(APIView):
     """``GET /api/management/v1/inventory/groups`` → ``["g1", …]``."""
 
@@ -200,6 +208,7 @@ class GroupListView(APIView):
         return Response(selectors.list_groups(status=status_filter))
 
 
+@schema.group_detail
 class GroupDetailView(APIView):
     """``DELETE /api/management/v1/inventory/groups/{name}`` → ``{"updated_count": n}``."""
 
@@ -208,11 +217,12 @@ class GroupDetailView(APIView):
         return Response({"updated_count": updated})
 
 
+@schema.group_devices
 class GroupDevicesView(APIView):
     """``GET`` (paged ids) / ``PATCH`` (add) / ``DELETE`` (remove) ``…/groups/{name}/devices``."""
 
     def get(self, request: Request, group_name: str) -> Response:
-        page = parse_page(request.query_params, default_per_page=10)
+        page = parse_page(request.query_params)
         group_services.validate_group_name(group_name)
         members = selectors.list_group_device_ids(group_name=group_name)
         total = members.count()
@@ -247,6 +257,7 @@ class GroupDevicesView(APIView):
 # --- management v2 -------------------------------------------------------------------------------
 
 
+@schema.filter_attributes
 class FilterAttributesView(APIView):
     """``GET /api/management/v2/inventory/filters/attributes`` → ``[{name, scope, count}]``."""
 
@@ -254,6 +265,7 @@ class FilterAttributesView(APIView):
         return Response(selectors.list_filter_attributes())
 
 
+@schema.device_search
 class DeviceSearchView(APIView):
     """``POST /api/management/v2/inventory/filters/search``: devices matching terms, sorted, paged."""
 
@@ -261,8 +273,6 @@ class DeviceSearchView(APIView):
         payload = DeviceSearchInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        if data.get("text"):
-            raise InvalidInput("free-text search is not supported")
         terms: list[Term] = parse_terms(data["filters"], allow_empty=True)
         check_patterns_in_database(terms)
         sort = []
@@ -273,10 +283,30 @@ class DeviceSearchView(APIView):
         if data.get("attributes"):
             only = {(a["scope"], a["attribute"]) for a in data["attributes"]}
         page = parse_page({"page": data["page"], "per_page": data["per_page"]})
-        devices = selectors.search_inventory_devices(terms=terms, sort=sort)
+        devices = selectors.search_inventory_devices(
+            terms=terms, sort=sort, text=data.get("text", "")
+        )
         total = devices.count()
         body = InventoryDeviceOutputSerializer(
             page_slice(devices, page), many=True, context={"only": only}
+        ).data
+        # The query is in the body, so links could not carry it: Mender sends the count only.
+        return Response(body, headers={"X-Total-Count": str(total)})
+
+
+class DeviceFilterSearchView(APIView):
+    """``GET /api/management/v2/inventory/filters/{id}/search``: run a saved filter, paged."""
+
+    def get(self, request: Request, filter_id: Any) -> Response:
+        page = parse_page(request.query_params)
+        device_filter = selectors.get_device_filter(filter_id=filter_id)
+        # Evaluated now from the inventory, like a search: right even before the worker ran.
+        devices = selectors.search_inventory_devices(
+            terms=parse_terms(device_filter.terms)
+        )
+        total = devices.count()
+        body = InventoryDeviceOutputSerializer(
+            page_slice(devices, page), many=True
         ).data
         return Response(body, headers=paging_headers(request, page, total))
 
@@ -290,6 +320,7 @@ def _filter_detail(device_filter: Any) -> dict[str, Any]:
     return body
 
 
+@schema.device_filter_list
 class DeviceFilterListView(APIView):
     """``GET|POST /api/management/v2/inventory/filters`` (saved filters = dynamic groups)."""
 
@@ -313,6 +344,7 @@ class DeviceFilterListView(APIView):
         )
 
 
+@schema.device_filter_detail
 class DeviceFilterDetailView(APIView):
     """``GET|DELETE /api/management/v2/inventory/filters/{id}`` (GET adds ``member_count``)."""
 

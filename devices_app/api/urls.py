@@ -15,6 +15,7 @@ device_urlpatterns = [
 management_urlpatterns = [
     path("v2/devauth/devices", views.DeviceListView.as_view()),
     path("v2/devauth/devices/count", views.DeviceCountView.as_view()),
+    path("v2/devauth/devices/search", views.DeviceSearchView.as_view()),
     path("v2/devauth/devices/<uuid:device_id>", views.DeviceDetailView.as_view()),
     path(
         "v2/devauth/devices/<uuid:device_id>/auth/<uuid:auth_set_id>",
@@ -63,5 +64,9 @@ management_urlpatterns = [
     path(
         "v2/inventory/filters/<uuid:filter_id>",
         inventory_views.DeviceFilterDetailView.as_view(),
+    ),
+    path(
+        "v2/inventory/filters/<uuid:filter_id>/search",
+        inventory_views.DeviceFilterSearchView.as_view(),
     ),
 ]

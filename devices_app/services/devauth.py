@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import json
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.api.tokens import DEVICE_CLAIM, issue_token
+from config.input_policy import UnacceptableInput, check_json_size, load_document
 from devices_app.exceptions import (
     AuthSetNotFound,
     DeviceAlreadyExists,
@@ -48,11 +50,16 @@ class AuthRequest:
 
 
 def parse_auth_request(raw_body: bytes) -> tuple[AuthRequest, Any]:
-    """Decode the body of an auth request; return it with the parsed public key."""
+    """Decode the body of an auth request; return it with the parsed public key.
+
+    Identity data and public key are capped (FLOTILLA_MAX_IDENTITY_DATA_SIZE,
+    FLOTILLA_MAX_PUBKEY_SIZE): anyone can send this request, and every pending device it
+    creates is listed to operators.
+    """
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidAuthRequest("failed to decode auth request") from None
+        body = load_document(raw_body, what="auth request")
+    except UnacceptableInput as exc:
+        raise InvalidAuthRequest(f"failed to decode auth request: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidAuthRequest("invalid auth request: not an object")
     id_data, pubkey = body.get("id_data"), body.get("pubkey")
@@ -60,10 +67,11 @@ def parse_auth_request(raw_body: bytes) -> tuple[AuthRequest, Any]:
         raise InvalidAuthRequest(
             "invalid auth request: id_data and pubkey must be strings"
         )
+    _check_sizes(identity_json=id_data, pubkey=pubkey)
     try:
-        identity = json.loads(id_data)
-    except ValueError:
-        raise InvalidAuthRequest("invalid auth request: id_data is not JSON") from None
+        identity = load_document(id_data, what="id_data")
+    except UnacceptableInput as exc:
+        raise InvalidAuthRequest(f"invalid auth request: {exc}") from None
     if not isinstance(identity, dict) or not identity:
         raise InvalidAuthRequest(
             "invalid auth request: id_data must be a non-empty JSON object"
@@ -76,6 +84,19 @@ def parse_auth_request(raw_body: bytes) -> tuple[AuthRequest, Any]:
     return AuthRequest(
         identity_data=identity, identity_hash=identity_hash, pubkey=canonical_pem
     ), key
+
+
+def _check_sizes(*, identity_json: str, pubkey: str) -> None:
+    """Cap what anyone may have stored and listed to operators (400 over the limits)."""
+    try:
+        check_json_size(
+            identity_json,
+            limit=settings.FLOTILLA_MAX_IDENTITY_DATA_SIZE,
+            what="identity data",
+        )
+        check_json_size(pubkey, limit=settings.FLOTILLA_MAX_PUBKEY_SIZE, what="pubkey")
+    except UnacceptableInput as exc:
+        raise InvalidAuthRequest(f"invalid auth request: {exc}") from None
 
 
 def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
@@ -91,6 +112,8 @@ def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
         device = _lock_or_create_device(request)
         if device.status == DeviceStatus.DECOMMISSIONED:
             raise DeviceNotAccepted("device decommissioned")
+        if not device.auth_sets.filter(pubkey=request.pubkey).exists():
+            _check_room_for_a_pending_key(device)
         auth_set, _ = AuthSet.objects.get_or_create(
             device=device,
             pubkey=request.pubkey,
@@ -111,6 +134,18 @@ def submit_auth_request(*, raw_body: bytes, signature: str) -> str:
     if token is None:
         raise DeviceNotAccepted("unauthorized")
     return token
+
+
+def _check_room_for_a_pending_key(device: Device) -> None:
+    """At most FLOTILLA_MAX_PENDING_AUTH_SETS pending keys per device (call with the device locked).
+
+    Anyone who knows an identity can add keys to it, and every device list shows them all.
+    """
+    limit = settings.FLOTILLA_MAX_PENDING_AUTH_SETS
+    if device.auth_sets.filter(status=AuthSetStatus.PENDING).count() >= limit:
+        raise InvalidAuthRequest(
+            f"invalid auth request: the device already has {limit} pending keys"
+        )
 
 
 def _lock_or_create_device(request: AuthRequest) -> Device:
@@ -215,11 +250,12 @@ def preauthorize_device(
     """Create a device with a preauthorized auth set: it is accepted on its first auth request."""
     if not isinstance(identity_data, dict) or not identity_data:
         raise InvalidAuthRequest("identity_data must be a non-empty object")
+    identity_json, identity_hash = canonical_identity(identity_data)
+    _check_sizes(identity_json=identity_json, pubkey=pubkey)
     try:
         _, canonical_pem = load_public_key(pubkey)
     except UnsupportedKey as exc:
         raise InvalidAuthRequest(str(exc)) from None
-    _, identity_hash = canonical_identity(identity_data)
     device = device_qs_for_update().filter(identity_hash=identity_hash).first()
     if device is not None and not force:
         raise DeviceAlreadyExists(
@@ -253,6 +289,8 @@ def preauthorize_device(
 def decommission_device(*, device_id: uuid.UUID) -> Device:
     """Retire a device for good: every token it holds stops working and it cannot authenticate again."""
     device = _lock_device(device_id)
+    if device.status == DeviceStatus.DECOMMISSIONED:
+        raise DeviceNotFound("device not found")  # gone already, as in Mender
     DeviceToken.objects.filter(device=device).delete()
     _write_device_status(device, DeviceStatus.DECOMMISSIONED)
     run_decommission_hooks(device_id=device.id)
@@ -263,11 +301,11 @@ def decommission_device(*, device_id: uuid.UUID) -> Device:
 def delete_auth_set(*, device_id: uuid.UUID, auth_set_id: uuid.UUID) -> None:
     """Remove one auth set (its tokens die with it); a device left without any is deleted if never accepted."""
     device = _lock_device(device_id)
+    if device.status == DeviceStatus.DECOMMISSIONED:
+        raise DeviceNotFound("device not found")
     deleted, _ = AuthSet.objects.filter(device=device, pk=auth_set_id).delete()
     if not deleted:
         raise AuthSetNotFound("auth set not found")
-    if device.status == DeviceStatus.DECOMMISSIONED:
-        return
     if not device.auth_sets.exists() and device.status in (
         DeviceStatus.PREAUTHORIZED,
         DeviceStatus.PENDING,

@@ -35,9 +35,7 @@ def poll_all(base_url: str, tokens: list[str]) -> list[int]:
     codes: list[int] = [0] * len(tokens)
 
     def run(index: int, token: str) -> None:
-        connection_ = http.client.HTTPConnection(
-            parts.hostname, parts.port, timeout=120
-        )
+        connection_ = http.client.HTTPConnection(parts.netloc, timeout=120)
         barrier.wait()
         connection_.request(
             "POST",

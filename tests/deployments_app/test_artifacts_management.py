@@ -93,9 +93,15 @@ def test_paged_list_has_total_count_and_links(
     assert _names(response.json()) == ["release-1", "dup"]
     assert response["X-Total-Count"] == "5"
     links = response["Link"]
-    assert '<list?sort=name%3Adesc&page=1&per_page=2>; rel="first"' in links
+    assert (
+        f'<{ARTIFACTS_URL}/list?sort=name%3Adesc&page=1&per_page=2>; rel="first"'
+        in links
+    )
     assert 'rel="prev"' in links
-    assert '<list?sort=name%3Adesc&page=3&per_page=2>; rel="next"' in links
+    assert (
+        f'<{ARTIFACTS_URL}/list?sort=name%3Adesc&page=3&per_page=2>; rel="next"'
+        in links
+    )
 
 
 def test_paged_list_sorts_by_modified(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -35,7 +36,7 @@ def broker_down() -> Iterator[None]:
 
 
 def test_creation_survives_broker_outage_and_sweep_expands_later(
-    management_client: APIClient, settings: object
+    management_client: APIClient, settings: Any
 ) -> None:
     devices = [factories.accepted_device(f"02:00:00:00:40:0{i}")[0] for i in range(2)]
     for device in devices:

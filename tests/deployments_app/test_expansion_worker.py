@@ -90,6 +90,7 @@ def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_t
     factories.bulk_group("fleet", TARGETS)
     factories.artifact("release-1", ["probe-device"])
     # conf.update (not assignment) makes Celery rebuild its cached router.
+    saved_routes = app.conf.task_routes
     app.conf.update(
         task_routes={"deployments_app.tasks.expand_deployment_task": {"queue": QUEUE}}
     )
@@ -122,7 +123,7 @@ def test_worker_killed_mid_expansion_then_redelivery_gives_exactly_one_row_per_t
             what="the redelivered expansion to finish",
         )
     finally:
-        app.conf.update(task_routes=None)
+        app.conf.update(task_routes=saved_routes)
 
     assert rows.count() == TARGETS
     assert rows.values("device_id").distinct().count() == TARGETS

@@ -75,6 +75,9 @@ def test_beat_starts_scheduled_deployment_and_opens_phases(
     phases = list(
         DeploymentPhase.objects.filter(deployment=deployment).order_by("number")
     )
-    assert [phase.started_at >= phase.start_ts for phase in phases] == [True, True]
+    assert [
+        phase.started_at is not None and phase.started_at >= phase.start_ts
+        for phase in phases
+    ] == [True, True]
     assert "advance_phased_rollouts_task" in celery_worker.log_text()
     assert "advance-phased-rollouts" in beat.read_text()

@@ -215,6 +215,36 @@ def test_static_phased_rollout_admits_exactly_first_batch_before_second_start(
     ]
 
 
+def test_devices_first_polling_after_a_later_phase_started_fill_earlier_batches_first(
+    client: APIClient, management_client: APIClient
+) -> None:
+    # given a 2 / 1 / 1 rollout whose second phase started before any device polled
+    devices = factories.bulk_accepted_devices(4)
+    factories.artifact("v2", ["probe-device"])
+    deployment_id = create_deployment(
+        management_client,
+        name="late-pollers",
+        artifact_name="v2",
+        devices=[str(d.id) for d, _ in devices],
+        phases=[
+            {"batch_size": 50},
+            {"batch_size": 25, "start_ts": later()},
+            {"start_ts": later(7200)},
+        ],
+    )
+    open_phase(deployment_id, 2)
+
+    # when every device polls
+    answers = [poll(client, token, "v1").status_code for _, token in devices]
+
+    # then the two started batches admit three devices, each batch within its own size
+    assert answers == [200, 200, 200, 204]
+    phases = DeploymentPhase.objects.filter(deployment_id=deployment_id).order_by(
+        "number"
+    )
+    assert [p.device_count for p in phases] == [2, 1, 0]
+
+
 def test_dynamic_phased_rollout_last_phase_takes_later_joiners(
     client: APIClient, management_client: APIClient
 ) -> None:

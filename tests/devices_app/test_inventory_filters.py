@@ -93,6 +93,7 @@ def test_get_filter_shows_member_count(
     saved = create_device_filter(name="raspberries", terms=RPI)
     evaluate_device_filter(filter_id=saved.id)
     saved.refresh_from_db()
+    assert saved.evaluated_ts is not None
 
     detail = management_client.get(f"{FILTERS_URL}/{saved.id}")
     listing = management_client.get(FILTERS_URL)

@@ -7,6 +7,7 @@ the test, unless ``FLOTILLA_REQUIRE_E2E=1`` is set, which turns the skip into a 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ class ManagementAPI:
         device_ids = []
         for client in clients:
             pending = wait_for(
-                lambda client=client: self.device_by_identity(client.identity),
+                functools.partial(self.device_by_identity, client.identity),
                 timeout,
                 description=f"a device with identity {client.identity} ({client.name})",
                 diagnostics=client.diagnostics,

@@ -71,7 +71,7 @@ _mac_counter = itertools.count(random.randrange(1, 0xFFFF) << 8)
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float,
     *,
     interval: float = 0.1,
@@ -100,6 +100,7 @@ def next_probe_mac() -> str:
 
 def write_private_key(path: Path, key_type: str) -> None:
     """Write a device key in a format the 3.4 client accepts as ``mender-agent.pem``."""
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     if key_type == "p256":
         # Same bytes as `openssl ecparam -name prime256v1 -genkey -noout` ("BEGIN EC PRIVATE KEY").
         key = ec.generate_private_key(ec.SECP256R1())

@@ -203,7 +203,18 @@ def test_mender_cli_login_saves_a_token_the_server_accepts(
     )
     assert me.status_code == 200, me.text
     assert me.json()["email"] == e2e_user.username
-    assert [e.status for e in live_server_access_log.matching("POST", LOGIN)] == [200]
+    assert _login_statuses(live_server_access_log) == [200]
+
+
+def _login_statuses(access_log: AccessLog) -> list[int]:
+    """Statuses of the test's login requests, once gunicorn has written them (it logs after answering)."""
+    entries = wait_for(
+        lambda: access_log.matching("POST", LOGIN),
+        timeout=10,
+        interval=0.05,
+        description="the login request in the access log",
+    )
+    return [entry.status for entry in entries]
 
 
 def test_mender_cli_login_with_a_wrong_password_fails_and_saves_nothing(
@@ -228,4 +239,4 @@ def test_mender_cli_login_with_a_wrong_password_fails_and_saves_nothing(
     assert result.returncode != 0
     assert "login failed with status 401" in result.stdout + result.stderr
     assert not token_file.exists()
-    assert [e.status for e in live_server_access_log.matching("POST", LOGIN)] == [401]
+    assert _login_statuses(live_server_access_log) == [401]

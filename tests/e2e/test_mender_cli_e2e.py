@@ -182,3 +182,73 @@ def test_mender_cli_upload_of_a_corrupt_file_fails_and_stores_nothing(
 
     assert result.returncode != 0
     assert not Artifact.objects.exists()
+
+
+def _personal_access_token(base_url: str, **body: Any) -> str:
+    """Log in through the API and create a personal access token (the raw JWT, shown once)."""
+    import requests
+
+    session = requests.post(
+        f"{base_url}/api/management/v1/useradm/auth/login",
+        auth=(USERNAME, PASSWORD),
+        timeout=10,
+    )
+    assert session.status_code == 200, session.text
+    created = requests.post(
+        f"{base_url}/api/management/v1/useradm/settings/tokens",
+        json=body,
+        headers={"Authorization": f"Bearer {session.text}"},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    return created.text
+
+
+@pytest.mark.parametrize("expires_in", [3600, 0], ids=["expiring", "never-expiring"])
+def test_mender_cli_works_with_a_personal_access_token_until_it_is_revoked(
+    mender_cli: Any,
+    cli_user: None,
+    cli_artifact: Path,
+    cli_home: Path,
+    live_server_url: str,
+    remove_stored_files: None,
+    expires_in: int,
+) -> None:
+    from config.accounts.models import AccessToken
+    from deployments_app.models import Artifact
+
+    # given: a PAT, no login by mender-cli at all
+    token = _personal_access_token(live_server_url, name="cli", expires_in=expires_in)
+    token_file = cli_home / ".cache" / "mender" / "authtoken"
+
+    # when: the token as a value (upload, list) and as the token file (list)
+    _ok(
+        mender_cli(
+            "--token-value",
+            token,
+            "artifacts",
+            "upload",
+            "--no-progress",
+            str(cli_artifact),
+        )
+    )
+    listing = _ok(mender_cli("--token-value", token, "artifacts", "list"))
+    # mender-cli 1.9 reads the token file only from its default place (it ignores --token
+    # there), so a PAT saved where `mender-cli login` saves its token is the file form.
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(token)
+    listed_from_file = _ok(mender_cli("artifacts", "list"))
+
+    # then
+    assert Artifact.objects.get().name == "cli-release-1"
+    assert "cli-release-1" in listing
+    assert "cli-release-1" in listed_from_file
+
+    # and once revoked, mender-cli is refused
+    AccessToken.objects.filter(name="cli").delete()
+    for refused in (
+        mender_cli("--token-value", token, "artifacts", "list"),
+        mender_cli("artifacts", "list"),
+    ):
+        assert refused.returncode != 0
+        assert "cli-release-1" not in refused.stdout

@@ -1,0 +1,163 @@
+"""The OpenAPI document of the whole API (drf-spectacular), and the pieces every app's schema uses.
+
+``/api/schema/`` is public, as Mender publishes its own OpenAPI files: the document describes the
+API's shape only and carries no data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import permissions, serializers
+
+USER_AUTH = "UserToken"
+BASIC_AUTH = "BasicAuth"
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body: ``{"error", "request_id"}`` (config.api.errors)."""
+
+    error = serializers.CharField()
+    request_id = serializers.CharField()
+    metadata = serializers.DictField(required=False)
+
+    class Meta:
+        ref_name = "Error"
+
+
+class FlotillaAutoSchema(AutoSchema):
+    """Adds the JSON error responses every operation can give (400/401/404) to what views declare."""
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        codes = []
+        if self.method in ("POST", "PUT", "PATCH") or self._get_parameters():
+            codes.append("400")
+        if self._requires_authentication():
+            codes.append("401")
+        if "{" in self.path:
+            codes.append("404")
+        for code in codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, description="JSON error"),
+                    code,
+                    ["application/json"],
+                    direction,
+                )
+        return responses
+
+    def get_operation_id(self) -> str:
+        # The whole path, version included: Mender's v1 and v2 of an operation share the rest.
+        words = [
+            word.strip("{}").replace("-", "_").replace(".", "_")
+            for word in self.path.removeprefix("/api/").split("/")
+            if word
+        ]
+        return "_".join([self.method.lower(), *words])
+
+    def _requires_authentication(self) -> bool:
+        return bool(self.view.get_authenticators()) and not any(
+            isinstance(permission, permissions.AllowAny)
+            for permission in self.view.get_permissions()
+        )
+
+
+def bearer_jwt(description: str) -> dict[str, Any]:
+    """A security scheme: ``Authorization: Bearer <JWT>``."""
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": description,
+    }
+
+
+def error(description: str) -> OpenApiResponse:
+    """A documented error status: the JSON error body."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+class UserTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "config.api.authentication.UserTokenAuthentication"
+    name = USER_AUTH
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return bearer_jwt("User token from POST /api/management/v1/useradm/auth/login.")
+
+
+# Paged lists (config.api.pagination): page/per_page in, X-Total-Count and Link out.
+PAGE_QUERY = [
+    OpenApiParameter("page", int, description="Page number, from 1."),
+    OpenApiParameter("per_page", int, description="Results per page."),
+]
+PAGE_HEADERS = [
+    OpenApiParameter(
+        "X-Total-Count",
+        int,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description="Number of results on all pages.",
+    ),
+    OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200],
+        description='RFC 8288 links to the first, previous and next pages (rel="first", "prev", "next").',
+    ),
+]
+PAGE_PARAMETERS = [*PAGE_QUERY, *PAGE_HEADERS]
+LOCATION_HEADER = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="Where the created resource is.",
+)
+JWT_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="A raw JWT.")
+NO_CONTENT = OpenApiResponse(description="No content.")
+
+
+def array_of(item_type: str, item_format: str | None = None) -> dict[str, Any]:
+    """A raw schema: a JSON array of strings (or of ``item_format`` strings)."""
+    items = {"type": item_type} | ({"format": item_format} if item_format else {})
+    return {"type": "array", "items": items}
+
+
+def created(description: str = "Created.") -> dict[Any, Any]:
+    return {201: OpenApiResponse(description=description)}
+
+
+class CurrentUserSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    email = serializers.CharField()
+    created_ts = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "User"
+
+
+login = extend_schema_view(
+    post=extend_schema(
+        summary="Log in: HTTP Basic credentials in, a user token out",
+        request=None,
+        auth=[{BASIC_AUTH: []}],
+        responses={
+            (200, "application/jwt"): JWT_RESPONSE,
+            401: error("Wrong credentials."),
+        },
+    )
+)
+current_user = extend_schema_view(
+    get=extend_schema(summary="The logged-in user", responses=CurrentUserSerializer)
+)

@@ -1,0 +1,1 @@
+"""Development and CI tooling; not part of the Django project and not shipped in the wheel."""

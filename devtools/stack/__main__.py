@@ -1,0 +1,5 @@
+import sys
+
+from devtools.stack.cli import main
+
+sys.exit(main())
