@@ -34,6 +34,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "devices_app.tasks.recheck_device_memberships_task": {"queue": MEMBERSHIPS},
     "devices_app.tasks.reevaluate_device_filters_task": {"queue": MEMBERSHIPS},
     "devices_app.tasks.purge_expired_device_tokens_task": {"queue": DEFAULT},
+    "deployments_app.tasks.sweep_upload_leftovers_task": {"queue": DEFAULT},
+    "config.accounts.tasks.purge_expired_access_tokens_task": {"queue": DEFAULT},
 }
 
 

@@ -19,6 +19,7 @@ from deployments_app.services.transitions import (
     finalise_deployment,
     finalise_due_deployments,
 )
+from deployments_app.services.upload_sweep import sweep_upload_leftovers
 
 
 @shared_task(acks_late=True)
@@ -68,10 +69,6 @@ def advance_phased_rollouts_task(limit: int = 500) -> dict[str, int]:
 @shared_task
 def sweep_upload_leftovers_task(limit: int = 1000) -> dict[str, int]:
     """Remove spool files and stored artifact files that killed uploads left (bounded, idempotent)."""
-    from django.core.cache import cache
-
-    from deployments_app.services.upload_sweep import sweep_upload_leftovers
-
     # Removals tolerate a concurrent run; the lock only saves a second run the listing work.
     lock_key = "flotilla:sweep-upload-leftovers"
     if not cache.add(lock_key, "1", timeout=600):

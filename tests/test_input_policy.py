@@ -160,7 +160,9 @@ def test_unstorable_query_or_path_is_400(user_client: APIClient, url: str) -> No
     assert table_fingerprint() == before
 
 
-def test_device_id_filter_that_is_no_uuid_matches_nothing(user_client: APIClient) -> None:
+def test_device_id_filter_that_is_no_uuid_matches_nothing(
+    user_client: APIClient,
+) -> None:
     # Mender's deviceauth compares ids as strings: a malformed one finds no device.
     response = user_client.get(f"{DEVAUTH_DEVICES}?id=c")
     assert response.status_code == 200

@@ -4,8 +4,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from config import queues
 
@@ -316,6 +316,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments_app.tasks.sweep_upload_leftovers_task",
         "schedule": env.float("FLOTILLA_UPLOAD_SWEEP_INTERVAL", default=900.0),
         "options": {"expires": 600},
+    },
     "purge-expired-access-tokens": {
         "task": "config.accounts.tasks.purge_expired_access_tokens_task",
         "schedule": 3600.0,

@@ -30,9 +30,9 @@ from config.api.errors import DOMAIN_ERROR_STATUS, error_body
 from config.api.pagination import page_slice, paging_headers, parse_page
 from config.errors import DomainError, InvalidInput
 from config.timestamps import rfc3339
-from deployments_app.api.artifact_output import artifact_output, release_output
 from config.uploads import SpoolDirectoryUploadHandler
 from deployments_app.api import schema
+from deployments_app.api.artifact_output import artifact_output, release_output
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
     ArtifactUploadInputSerializer,

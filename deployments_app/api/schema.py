@@ -38,12 +38,12 @@ from deployments_app.api.deployment_serializers import (
     StatisticsListInputSerializer,
     StatusReportInputSerializer,
 )
-from deployments_app.selectors.deployments import STATISTICS_KEYS
 from deployments_app.downloads import (
     DOWNLOAD_PATH_TEMPLATE,
     EXPIRE_PARAM,
     SIGNATURE_PARAM,
 )
+from deployments_app.selectors.deployments import STATISTICS_KEYS
 from deployments_app.services.artifacts import ARTIFACT_CONTENT_TYPE
 from deployments_app.states import DeploymentStatus, DeviceDeploymentStatus
 

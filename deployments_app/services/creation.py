@@ -29,8 +29,8 @@ from deployments_app.models import (
 )
 from deployments_app.sql import insert_pending_records
 from deployments_app.states import DeploymentStatus
-from devices_app.models import Device
 from devices_app.filtering import parse_terms
+from devices_app.models import Device
 from devices_app.selectors import (
     count_devices_matching_terms,
     device_group_names,

@@ -29,15 +29,15 @@ from config.api.schema import (
     created,
     error,
 )
-from devices_app.api.inventory_serializers import (
-    DeviceFilterOutputSerializer,
-    DeviceSearchInputSerializer,
-)
 from devices_app.api.devauth_serializers import (
     AuthSetOutputSerializer,
     AuthSetStatusInputSerializer,
     DeviceOutputSerializer,
     PreauthorizeInputSerializer,
+)
+from devices_app.api.inventory_serializers import (
+    DeviceFilterOutputSerializer,
+    DeviceSearchInputSerializer,
 )
 from devices_app.filtering import SCOPES
 from devices_app.states import DeviceStatus

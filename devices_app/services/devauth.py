@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
