@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from config.queues import worker_queues_argument
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
@@ -452,7 +451,6 @@ def worker(env: dict[str, str], work: Path) -> Iterator[Worker]:
         str(BIN / "celery"), "-A", "config", "worker", "--pool", "solo", "-l", "INFO",
         "-n", f"flotilla-bench-{uuid.uuid4().hex[:8]}@%h",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-Q", worker_queues_argument(),
     ]  # fmt: skip
     with log_path.open("wb") as worker_log:
         process = subprocess.Popen(

@@ -326,6 +326,8 @@ def test_deployment_with_bad_fields_is_400(
 
 # ------------------------------------------------------------------ every JSON endpoint
 
+LOGOUT = "/api/management/v1/useradm/auth/logout"
+
 
 def _json_endpoint_calls() -> list[tuple[str, str]]:
     calls = []
@@ -334,8 +336,11 @@ def _json_endpoint_calls() -> list[tuple[str, str]]:
             name: "00000000-0000-4000-8000-000000000000"
             for _, name in endpoint.parameters
         }
+        path = endpoint.path(values)
+        if path == LOGOUT:
+            continue  # it revokes the very token the calls that follow it use
         for method in endpoint.json_methods:
-            calls.append((method.upper(), endpoint.path(values)))
+            calls.append((method.upper(), path))
     return calls
 
 

@@ -11,7 +11,7 @@ def _project_task_names() -> set[str]:
     return {
         name
         for name in app.tasks
-        if name.startswith(("deployments_app.", "devices_app."))
+        if name.startswith(("deployments_app.", "devices_app.", "config."))
     }
 
 

@@ -88,12 +88,19 @@ def test_database_outage_answers_503_json_on_the_api_and_readyz(
     server_without_database: LiveServer,
 ) -> None:
     # given: a real server whose database is unreachable, and well-formed requests
-    from django.contrib.auth.models import User
+    import datetime as dt
+    import uuid
 
-    from config.accounts.services.tokens import issue_user_token
+    from config.api.tokens import USER_CLAIM, issue_token
 
     url = server_without_database.url
-    token = issue_user_token(user=User(pk=1, username="ops@example.com"))
+    # Correctly signed, so the server must look its row up in the database it cannot reach.
+    token = issue_token(
+        jti=str(uuid.uuid4()),
+        subject="1",
+        ttl=dt.timedelta(hours=1),
+        claims={USER_CLAIM: True},
+    )
     body, signature = signed_auth_request(make_key("ed25519"), {"mac": "00:11"})
     basic = base64.b64encode(b"ops@example.com:secret-pass-123").decode()
 

@@ -52,7 +52,14 @@ def run_server(
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
     )
     env = cli.run_environ(stack, environ, data_dir=checkout)
-    with running_server(tmp_path_factory.mktemp("run-server"), **env) as server:
+    # What `make run` decides, less where to listen and which database: the test's own.
+    decided = {
+        key: value
+        for key, value in env.items()
+        if os.environ.get(key) != value
+        and key not in {"DATABASE_URL", "FLOTILLA_BIND", "FLOTILLA_PUBLIC_URL"}
+    }
+    with running_server(tmp_path_factory.mktemp("run-server"), **decided) as server:
         yield server
 
 
