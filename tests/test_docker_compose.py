@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from config.queues import ALL_QUEUES, WORKER_GROUPS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKERS = tuple(f"worker-{group.name}" for group in WORKER_GROUPS)
 REQUIRED = (
     "DJANGO_SECRET_KEY",
     "FLOTILLA_PUBLIC_URL",
@@ -44,7 +47,7 @@ def test_app_services_share_the_environment_from_one_public_url(
     compose: dict[str, Any],
 ) -> None:
     services = compose["services"]
-    for name in ("migrate", "web", "worker", "beat"):
+    for name in ("migrate", "web", *WORKERS, "beat"):
         env = services[name]["environment"]
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production", name
         assert env["FLOTILLA_PUBLIC_URL"].startswith("${FLOTILLA_PUBLIC_URL:?"), name
@@ -60,16 +63,39 @@ def test_web_worker_and_beat_have_healthchecks(compose: dict[str, Any]) -> None:
     assert services["web"]["healthcheck"]["test"] == [
         "CMD", "python", "-m", "config.probes", "web"
     ]  # fmt: skip
-    assert "inspect ping" in services["worker"]["healthcheck"]["test"][1]
-    assert services["worker"]["healthcheck"]["test"][1].endswith("-d celery@$$HOSTNAME")
+    for worker in WORKERS:
+        ping = services[worker]["healthcheck"]["test"][1]
+        assert "inspect ping" in ping
+        assert ping.endswith("-d $$FLOTILLA_WORKER_QUEUE@$$HOSTNAME")
     beat_test = services["beat"]["healthcheck"]["test"]
     schedule = services["beat"]["command"][services["beat"]["command"].index("-s") + 1]
     assert beat_test[:5] == ["CMD", "python", "-m", "config.probes", "beat"]
     assert beat_test[5] == schedule
-    for name in ("web", "worker", "beat"):
+    for name in ("web", *WORKERS, "beat"):
         assert services[name]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
+
+
+def test_a_worker_per_group_consumes_every_queue_with_its_figures(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert "worker" not in services
+    consumed: list[str] = []
+    for group in WORKER_GROUPS:
+        service = services[f"worker-{group.name}"]
+        command = service["command"]
+        queues = command[command.index("-Q") + 1].split(",")
+        assert command[command.index("-n") + 1] == f"{group.name}@%h"
+        assert queues == list(group.queues)
+        assert command[command.index("--concurrency") + 1] == str(group.concurrency)
+        assert command[command.index("--prefetch-multiplier") + 1] == str(
+            group.prefetch_multiplier
+        )
+        assert service["environment"]["FLOTILLA_WORKER_QUEUE"] == group.name
+        consumed += queues
+    assert sorted(consumed) == sorted(ALL_QUEUES)
 
 
 def test_dockerfile_installs_dependencies_before_copying_the_code() -> None:

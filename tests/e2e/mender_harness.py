@@ -22,7 +22,7 @@ The ``probe-sandbox`` module "installs" by copying the payload files to
 ``probe-fail-ArtifactInstall``, and logs every call to ``<sandbox>/<client>/module-calls.log``.
 
 Nothing here touches the real ``/etc/mender`` or ``/usr/share/mender``, and nothing can reboot.
-See /work/shared/spec/mender-client-wire.md sections 2, 3, 6 and 10.
+See docs/mender-client.md for what the real client does on the wire.
 """
 
 from __future__ import annotations

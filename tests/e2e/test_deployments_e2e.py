@@ -3,7 +3,7 @@
 Each client is a sandboxed ``mender`` daemon (tests/e2e/mender_harness.py) whose update module
 ``probe-sandbox`` "installs" by copying the payload into the client's sandbox; artifacts are
 written by the real ``mender-artifact`` and uploaded through the management API.  See
-/work/shared/spec/mender-client-wire.md §3 (the device-side sequence) and §3.4 (409 = aborted).
+docs/mender-client.md (the device-side sequence; 409 means aborted).
 """
 
 from __future__ import annotations
