@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(sys.executable)
 BIN = PYTHON.parent
