@@ -135,6 +135,8 @@ class DeviceSearchView(APIView):
     parser_classes = [PolicyJSONParser, FormParser]  # Mender takes both
 
     def post(self, request: Request) -> Response:
+        if not request.body.strip():  # as Mender's code: no body at all is malformed
+            raise InvalidInput("api: malformed request body")
         body = request.data if request.data else {}
         if hasattr(body, "getlist"):  # a form body, as Mender also takes
             return _device_page(request, body.getlist("status"), body.getlist("id"))

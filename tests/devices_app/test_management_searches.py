@@ -127,6 +127,21 @@ def test_bad_devauth_search_is_400(
     assert set(response.json()) == {"error", "request_id"}
 
 
+def test_devauth_search_without_a_body_is_400_and_an_empty_object_lists_all(
+    devauth_fleet: dict[str, str], live_management_api: ManagementAPI
+) -> None:
+    # As Mender's code: no body at all is malformed, `{}` is a search without a filter.
+    without_body = live_management_api.post(DEVAUTH_SEARCH)
+    empty_filter = live_management_api.post(DEVAUTH_SEARCH, json={})
+
+    assert without_body.status_code == 400, without_body.text
+    assert set(without_body.json()) == {"error", "request_id"}
+    assert empty_filter.status_code == 200, empty_filter.text
+    assert len(empty_filter.json()) == len(
+        live_management_api.get("/api/management/v2/devauth/devices").json()
+    )
+
+
 def test_devauth_search_bad_paging_is_400(live_management_api: ManagementAPI) -> None:
     response = live_management_api.post(f"{DEVAUTH_SEARCH}?per_page=0", json={})
 
