@@ -106,12 +106,31 @@ def remove_orphaned_artifact_files(
             try:
                 if storage.get_modified_time(name).timestamp() > cutoff:
                     continue
-                storage.delete(name)
+                if not _delete_stored_file(storage, name):
+                    continue
             except FileNotFoundError:
                 continue
             removed += 1
             logger.info("removed stored artifact file without a row: %s", name)
     return removed
+
+
+def _delete_stored_file(storage: Storage, name: str) -> bool:
+    """Delete one stored file; False when it was already gone (another sweep was first).
+
+    FileSystemStorage.delete() ignores a missing file, so local files are removed directly to
+    know; a remote storage's delete is idempotent and counted as done.
+    """
+    try:
+        path = storage.path(name)
+    except NotImplementedError:
+        storage.delete(name)
+        return True
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def sweep_upload_leftovers(*, limit: int) -> UploadSweepResult:
