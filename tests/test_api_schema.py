@@ -40,6 +40,8 @@ INVENTORY_DEVICES = "/api/management/v1/inventory/devices"
 INVENTORY_SEARCH = "/api/management/v2/inventory/filters/search"
 ARTIFACTS = "/api/management/v1/deployments/artifacts"
 DEPLOYMENTS = "/api/management/v1/deployments/deployments"
+USERS = "/api/management/v1/useradm/users"
+TOKENS = "/api/management/v1/useradm/settings/tokens"
 SCHEMA_DEVICE_TERM = {
     "scope": "inventory",
     "attribute": "device_type",
@@ -433,13 +435,46 @@ def test_every_operation_answers_as_the_document_says(
     call = api.call
 
     # useradm and the schema itself
-    call(
+    session_token = call(
         "POST",
         "/api/management/v1/useradm/auth/login",
         200,
         auth=("ops@example.com", "secret-pass-123"),
+    ).text
+    session = {"Authorization": f"Bearer {session_token}"}
+    call("GET", f"{USERS}/me", 200, headers=session)
+    call(
+        "POST",
+        USERS,
+        201,
+        json={"email": "second@example.com", "password": "second-pass-123"},
+        headers=management,
     )
-    call("GET", "/api/management/v1/useradm/users/me", 200, headers=management)
+    [second] = call(
+        "GET", USERS, 200, params={"email": "second@example.com"}, headers=management
+    ).json()
+    call(
+        "PUT",
+        f"{USERS}/{second['id']}",
+        204,
+        json={"email": "third@example.com"},
+        headers=management,
+    )
+    call("DELETE", f"{USERS}/{second['id']}", 204, headers=management)
+    call("GET", f"{USERS}/{second['id']}", 404, headers=management)
+    personal_token = call(
+        "POST", TOKENS, 200, json={"name": "schema"}, headers=management
+    ).text
+    # the personal access token authenticates, and so has a last use
+    [listed] = call(
+        "GET", TOKENS, 200, headers={"Authorization": f"Bearer {personal_token}"}
+    ).json()
+    assert listed["name"] == "schema"
+    assert "last_used" in listed
+    call("DELETE", f"{TOKENS}/{listed['id']}", 204, headers=management)
+    call("GET", TOKENS, 401, headers={"Authorization": f"Bearer {personal_token}"})
+    call("POST", "/api/management/v1/useradm/auth/logout", 202, headers=session)
+    call("GET", f"{USERS}/me", 401, headers=session)
     call("GET", SCHEMA_URL, 200, params={"format": "json"})
 
     artifact_id = exercise_main_flows(api, management, artifact_file)
@@ -465,6 +500,14 @@ def test_every_operation_answers_as_the_document_says(
         params={"status": "preauthorized"},
         headers=management,
     ).json()
+    found = call(
+        "POST",
+        f"{DEVAUTH_DEVICES}/search",
+        200,
+        json={"status": "accepted", "id": [device.id]},
+        headers=management,
+    ).json()
+    assert [d["id"] for d in found] == [device.id]
     call(
         "GET", "/api/management/v2/devauth/limits/max_devices", 200, headers=management
     )
@@ -505,6 +548,14 @@ def test_every_operation_answers_as_the_document_says(
     ).json()
     call("GET", filters, 200, headers=management)
     call("GET", f"{filters}/{saved['id']}", 200, headers=management)
+    members = call(
+        "GET", f"{filters}/{saved['id']}/search", 200, headers=management
+    ).json()
+    assert device.id in [d["id"] for d in members]
+    found = call(
+        "POST", INVENTORY_SEARCH, 200, json={"text": "lab"}, headers=management
+    ).json()
+    assert [d["id"] for d in found] == [device.id]
 
     # artifacts and releases
     second_id = upload_artifact(api, second_artifact_file, management)

@@ -19,6 +19,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import permissions, serializers
 
+from config.accounts.api.serializers import (
+    TokenCreateInputSerializer,
+    UserCreateInputSerializer,
+    UserUpdateInputSerializer,
+)
+
 USER_AUTH = "UserToken"
 BASIC_AUTH = "BasicAuth"
 
@@ -92,7 +98,10 @@ class UserTokenScheme(OpenApiAuthenticationExtension):
     name = USER_AUTH
 
     def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return bearer_jwt("User token from POST /api/management/v1/useradm/auth/login.")
+        return bearer_jwt(
+            "User token from POST /api/management/v1/useradm/auth/login, or a personal "
+            "access token from POST /api/management/v1/useradm/settings/tokens."
+        )
 
 
 # Paged lists (config.api.pagination): page/per_page in, X-Total-Count and Link out.
@@ -138,13 +147,71 @@ def created(description: str = "Created.") -> dict[Any, Any]:
     return {201: OpenApiResponse(description=description)}
 
 
-class CurrentUserSerializer(serializers.Serializer):
+# ---------------------------------------------------------------- useradm (config.accounts.api)
+
+
+class UserSerializer(serializers.Serializer):
     id = serializers.CharField()
     email = serializers.CharField()
     created_ts = serializers.DateTimeField()
+    updated_ts = serializers.DateTimeField()
+    login_ts = serializers.DateTimeField(
+        required=False, help_text="Last successful login; absent before the first."
+    )
 
     class Meta:
         ref_name = "User"
+
+
+class UserNewSerializer(UserCreateInputSerializer):
+    class Meta:
+        ref_name = "UserNew"
+
+
+class UserUpdateSerializer(UserUpdateInputSerializer):
+    class Meta:
+        ref_name = "UserUpdate"
+
+
+class PersonalAccessTokenRequestSerializer(TokenCreateInputSerializer):
+    class Meta:
+        ref_name = "PersonalAccessTokenRequest"
+
+
+class PersonalAccessTokenSerializer(serializers.Serializer):
+    """A token's metadata; the token itself is shown once, when it is created."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    created_ts = serializers.DateTimeField()
+    expiration_date = serializers.DateTimeField(
+        required=False, help_text="Absent for a token that never expires."
+    )
+    last_used = serializers.DateTimeField(
+        required=False, help_text="Absent for a token never used."
+    )
+
+    class Meta:
+        ref_name = "PersonalAccessToken"
+
+
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds to wait before trying again.",
+)
+USER_ID_PARAMETER = OpenApiParameter(
+    "user_id",
+    str,
+    OpenApiParameter.PATH,
+    description="A user id, or `me` for the user of the token.",
+)
+
+
+def _unix_time_filter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, int, description=f"{description} (UNIX time).")
 
 
 login = extend_schema_view(
@@ -152,12 +219,92 @@ login = extend_schema_view(
         summary="Log in: HTTP Basic credentials in, a user token out",
         request=None,
         auth=[{BASIC_AUTH: []}],
+        parameters=[RETRY_AFTER_HEADER],
         responses={
             (200, "application/jwt"): JWT_RESPONSE,
-            401: error("Wrong credentials."),
+            401: error("Missing or wrong credentials."),
+            429: error(
+                "Too many attempts from this address, for this account or overall."
+            ),
         },
     )
 )
-current_user = extend_schema_view(
-    get=extend_schema(summary="The logged-in user", responses=CurrentUserSerializer)
+logout = extend_schema_view(
+    post=extend_schema(
+        summary="Log out: the token of the request is refused from now on",
+        request=None,
+        responses={202: OpenApiResponse(description="Token revoked.")},
+    )
+)
+user_list = extend_schema_view(
+    get=extend_schema(
+        summary="List users (not paged)",
+        parameters=[
+            OpenApiParameter("id", str, many=True, description="User ids."),
+            OpenApiParameter("email", str, many=True, description="User emails."),
+            _unix_time_filter("created_after", "Created after"),
+            _unix_time_filter("created_before", "Created before"),
+            _unix_time_filter("updated_after", "Updated after"),
+            _unix_time_filter("updated_before", "Updated before"),
+        ],
+        responses=UserSerializer(many=True),
+    ),
+    post=extend_schema(
+        summary="Create a user",
+        request=UserNewSerializer,
+        parameters=[LOCATION_HEADER],
+        responses={
+            **created("User created."),
+            422: error("The email is taken or the password too short."),
+        },
+    ),
+)
+user_detail = extend_schema_view(
+    get=extend_schema(
+        summary="Get a user",
+        parameters=[USER_ID_PARAMETER],
+        responses=UserSerializer,
+    ),
+    put=extend_schema(
+        summary="Update a user's email or password",
+        description=(
+            "Only users change their own password; changing one's own password or email "
+            "needs `current_password`. A change revokes the user's other tokens."
+        ),
+        parameters=[USER_ID_PARAMETER],
+        request=UserUpdateSerializer,
+        responses={
+            204: NO_CONTENT,
+            422: error(
+                "The email is taken, the password too short, the current password "
+                "wrong, or another user's password."
+            ),
+        },
+    ),
+    delete=extend_schema(
+        summary="Remove a user and their tokens (unknown ids too: 204)",
+        parameters=[USER_ID_PARAMETER],
+        responses={204: NO_CONTENT},
+    ),
+)
+token_list = extend_schema_view(
+    get=extend_schema(
+        summary="List the user's personal access tokens",
+        responses=PersonalAccessTokenSerializer(many=True),
+    ),
+    post=extend_schema(
+        summary="Create a personal access token (shown only in this answer)",
+        request=PersonalAccessTokenRequestSerializer,
+        responses={
+            (200, "application/jwt"): JWT_RESPONSE,
+            409: error("The user has a token of that name."),
+            422: error("The user has as many tokens as allowed."),
+        },
+    ),
+)
+token_detail = extend_schema_view(
+    delete=extend_schema(
+        summary="Revoke a personal access token (unknown ids too: 204)",
+        responses={204: NO_CONTENT},
+    )
 )

@@ -129,6 +129,7 @@ class DeviceListView(APIView):
         )
 
 
+@schema.devauth_device_search
 class DeviceSearchView(APIView):
     """``POST /devices/search``: the list's filter (``status``, ``id``: string or list) in a JSON body."""
 

@@ -294,6 +294,7 @@ class DeviceSearchView(APIView):
         return Response(body, headers={"X-Total-Count": str(total)})
 
 
+@schema.device_filter_search
 class DeviceFilterSearchView(APIView):
     """``GET /api/management/v2/inventory/filters/{id}/search``: run a saved filter, paged."""
 

@@ -30,6 +30,7 @@ from config.api.schema import (
     error,
 )
 from devices_app.api.devauth_serializers import (
+    DEVICE_STATUS_FILTERS,
     AuthSetOutputSerializer,
     AuthSetStatusInputSerializer,
     DeviceOutputSerializer,
@@ -110,6 +111,10 @@ class LimitSerializer(serializers.Serializer):
 STATUS_PARAMETER = OpenApiParameter(
     "status", str, enum=list(DeviceStatus.values), description="Device status."
 )
+# devauth no longer lists decommissioned devices, so it refuses that status.
+DEVAUTH_STATUS_PARAMETER = OpenApiParameter(
+    "status", str, enum=DEVICE_STATUS_FILTERS, description="Device status."
+)
 
 auth_request = extend_schema_view(
     post=extend_schema(
@@ -147,7 +152,13 @@ device_list = extend_schema_view(
         summary="List devices",
         parameters=[
             *PAGE_PARAMETERS,
-            STATUS_PARAMETER,
+            OpenApiParameter(
+                "status",
+                str,
+                enum=DEVICE_STATUS_FILTERS,
+                many=True,
+                description="Device statuses (any of them).",
+            ),
             OpenApiParameter("id", str, many=True, description="Device ids."),
         ],
         responses=DeviceSerializer(many=True),
@@ -162,6 +173,48 @@ device_list = extend_schema_view(
         },
     ),
 )
+
+
+def _string_or_strings(
+    description: str, enum: list[str] | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "string"} | ({"enum": enum} if enum else {})
+    return {
+        "oneOf": [item, {"type": "array", "items": item}],
+        "description": description,
+    }
+
+
+def _repeated(description: str, enum: list[str] | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "string"} | ({"enum": enum} if enum else {})
+    return {"type": "array", "items": item, "description": description}
+
+
+_STATUS_FILTER = "Device statuses (any of them)."
+_ID_FILTER = "Device ids (any of them); one that is no UUID matches no device."
+devauth_device_search = extend_schema_view(
+    post=extend_schema(
+        summary="Search devices: the list's filters in the body",
+        request={
+            "application/json": {
+                "type": "object",
+                "properties": {
+                    "status": _string_or_strings(_STATUS_FILTER, DEVICE_STATUS_FILTERS),
+                    "id": _string_or_strings(_ID_FILTER),
+                },
+            },
+            "application/x-www-form-urlencoded": {
+                "type": "object",
+                "properties": {
+                    "status": _repeated(_STATUS_FILTER, DEVICE_STATUS_FILTERS),
+                    "id": _repeated(_ID_FILTER),
+                },
+            },
+        },
+        parameters=PAGE_PARAMETERS,
+        responses=DeviceSerializer(many=True),
+    )
+)
 device_detail = extend_schema_view(
     get=extend_schema(summary="Get a device", responses=DeviceSerializer),
     delete=extend_schema(summary="Decommission a device", responses={204: NO_CONTENT}),
@@ -169,7 +222,7 @@ device_detail = extend_schema_view(
 device_count = extend_schema_view(
     get=extend_schema(
         summary="Count devices",
-        parameters=[STATUS_PARAMETER],
+        parameters=[DEVAUTH_STATUS_PARAMETER],
         responses=CountSerializer,
     )
 )
@@ -415,11 +468,30 @@ filter_attributes = extend_schema_view(
         responses=FilterAttributeSerializer(many=True),
     )
 )
+
+
+class InventorySearchSerializer(DeviceSearchInputSerializer):
+    text = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        max_length=4096,
+        help_text=(
+            "Free text: keeps the devices holding any of its words (letters and digits) in "
+            "their id, group or attribute values, best matches first (instead of `sort`)."
+        ),
+    )
+
+    class Meta:
+        ref_name = "InventorySearch"
+
+
+# The query is in the body, so no Link header could carry it: the count only.
+TOTAL_COUNT_HEADER = PAGE_HEADERS[0]
 device_search = extend_schema_view(
     post=extend_schema(
         summary="Search devices' inventories",
-        request=DeviceSearchInputSerializer,
-        parameters=PAGE_HEADERS,
+        request=InventorySearchSerializer,
+        parameters=[TOTAL_COUNT_HEADER],
         responses=DeviceInventorySerializer(many=True),
     )
 )
@@ -439,4 +511,11 @@ device_filter_list = extend_schema_view(
 device_filter_detail = extend_schema_view(
     get=extend_schema(summary="Get a saved filter", responses=FilterDetailSerializer),
     delete=extend_schema(summary="Delete a saved filter", responses={204: NO_CONTENT}),
+)
+device_filter_search = extend_schema_view(
+    get=extend_schema(
+        summary="Devices a saved filter matches now",
+        parameters=PAGE_PARAMETERS,
+        responses=DeviceInventorySerializer(many=True),
+    )
 )

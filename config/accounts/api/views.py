@@ -24,6 +24,7 @@ from config.accounts.api.serializers import (
 )
 from config.accounts.exceptions import LoginThrottled, UserNotFound
 from config.accounts.services import logins, tokens, users
+from config.api import schema
 from config.api.errors import error_response
 from config.errors import InvalidInput
 from config.ratelimits import client_address
@@ -52,6 +53,7 @@ def throttled(exc: LoginThrottled) -> exceptions.Throttled:
     return exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
 
 
+@schema.login
 class LoginView(APIView):
     """``POST /auth/login``: HTTP Basic in, raw user JWT out; throttled per address, account and overall."""
 
@@ -78,6 +80,7 @@ class LoginView(APIView):
         return HttpResponse(token, content_type=JWT_CONTENT_TYPE)
 
 
+@schema.logout
 class LogoutView(APIView):
     """``POST /auth/logout``: the token of this request is refused from now on (202)."""
 
@@ -105,6 +108,7 @@ def _unix_time(params: Any, name: str) -> dt.datetime | None:
         raise InvalidInput(f"api: invalid form values: {name}") from None
 
 
+@schema.user_list
 class UserListView(APIView):
     """``GET /users`` (Mender's filters, not paged) and ``POST /users`` (201, ``Location``)."""
 
@@ -134,6 +138,7 @@ class UserListView(APIView):
         )
 
 
+@schema.user_detail
 class UserDetailView(APIView):
     """``GET/PUT/DELETE /users/{id}``; ``me`` is the caller."""
 
@@ -165,6 +170,7 @@ class UserDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@schema.token_list
 class TokenListView(APIView):
     """``POST /settings/tokens`` (the token, once, as ``application/jwt``) and ``GET`` (metadata)."""
 
@@ -181,6 +187,7 @@ class TokenListView(APIView):
         return HttpResponse(token, content_type=JWT_CONTENT_TYPE)
 
 
+@schema.token_detail
 class TokenDetailView(APIView):
     """``DELETE /settings/tokens/{id}``: revoked at once; unknown ids answer 204 as in Mender."""
 
