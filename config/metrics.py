@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -21,9 +22,12 @@ from django.utils.module_loading import import_string
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from redis.exceptions import RedisError
 
 from config.api.errors import error_body
 from config.counters import rate_limit_rejections, redis_client
+
+logger = logging.getLogger(__name__)
 
 # kombu's Redis transport keeps a queue's priorities 1-9 in lists named "<queue>\x06\x16<step>".
 _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
@@ -76,7 +80,15 @@ class FlotillaCollector(Collector):
         for path in settings.FLOTILLA_METRICS_COLLECTORS:
             families: Callable[[], Iterable[Metric]] = import_string(path)
             yield from families()
-        yield from _broker_families()
+        try:
+            # Materialised here so that a Redis outage drops only the broker families.
+            broker = list(_broker_families())
+        except RedisError as exc:
+            logger.warning(
+                "metrics: Redis unavailable, broker metrics left out: %s", exc
+            )
+            broker = []
+        yield from broker
 
 
 def _registry() -> CollectorRegistry:

@@ -394,5 +394,23 @@ def test_body_over_the_limit_is_413(
     assert table_fingerprint()["devices_app_devicefilter"][0] == 0
 
 
+def test_a_multipart_body_is_exempt_from_the_limit_only_on_upload_paths(
+    settings: Any,
+) -> None:
+    # given: a multipart body over the small limit
+    settings.FLOTILLA_MAX_JSON_BODY = 1000
+    client = _client()
+    form = {"username": "x" * 2000, "password": "y"}
+
+    # when: it goes to the admin login (anyone may post there) and to the upload path
+    login = client.post("/admin/login/", form)
+    upload = client.post(ARTIFACTS, form)
+
+    # then: the login is refused before its body is read; the upload path reads it (and, without
+    # a token, answers 401)
+    assert_refused(login, status=413)
+    assert upload.status_code == 401
+
+
 def test_nul_escape_in_quoted_path_segment_is_400(user_client: APIClient) -> None:
     assert_refused(user_client.delete(f"{INVENTORY}/groups/{quote(NUL)}"))

@@ -1,13 +1,38 @@
-"""Admin: login lockouts (read-only) and issued tokens (deleting one revokes it)."""
+"""Admin: login lockouts (read-only), issued tokens (deleting one revokes it), and users whose
+password change in the admin revokes their tokens as the API's does."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest
 
 from config.accounts.models import AccessToken, LoginLockout
+from config.accounts.services.tokens import revoke_user_tokens
+
+
+class RevokingPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "change password" form: the new password also ends every token of the user."""
+
+    def save(self, commit: bool = True) -> Any:
+        with transaction.atomic():
+            user = super().save(commit=commit)
+            revoke_user_tokens(user_id=user.pk)
+        return user
+
+
+class FlotillaUserAdmin(UserAdmin):  # type: ignore[type-arg]  # generic only in the stubs
+    change_password_form = RevokingPasswordChangeForm
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, FlotillaUserAdmin)
 
 
 @admin.register(LoginLockout)

@@ -143,6 +143,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 # Input policy (config.input_policy): what any API request may carry; over it -> 400 (413 for size).
 # Every request body except multipart uploads; 1 MiB is Mender deviceauth's request_size_limit.
 FLOTILLA_MAX_JSON_BODY = env.int("FLOTILLA_MAX_JSON_BODY", default=1024 * 1024)
+# The only paths that take a multipart body beyond that limit (artifact uploads: the management
+# API and the admin's upload form), up to FLOTILLA_MAX_REQUEST_BODY.
+FLOTILLA_MULTIPART_UPLOAD_PATHS = (
+    "/api/management/v1/deployments/artifacts",
+    "/admin/deployments_app/artifact/add/",
+)
 # Nesting of JSON documents (bodies, identity data, artifact headers); Mender's are 2-4 deep.
 FLOTILLA_MAX_JSON_DEPTH = env.int("FLOTILLA_MAX_JSON_DEPTH", default=32)
 # Each query parameter value and path segment (the longest column is 4096 characters).

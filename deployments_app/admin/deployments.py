@@ -21,7 +21,7 @@ from deployments_app.models import (
 from deployments_app.selectors import deployments as deployment_selectors
 from deployments_app.services import creation, logs, transitions
 from deployments_app.services.creation import PhaseRequest
-from deployments_app.states import FINAL_STATUSES
+from deployments_app.states import FINAL_STATUSES, DeviceDeploymentStatus
 from devices_app.models import DeviceFilter
 
 
@@ -217,10 +217,12 @@ class DeploymentAdmin(ServiceModelAdmin):
                 total_count=Count("device_deployments"),
                 final_count=Count("device_deployments", filter=final),
                 success_count=Count(
-                    "device_deployments", filter=Q(device_deployments__status="success")
+                    "device_deployments",
+                    filter=Q(device_deployments__status=DeviceDeploymentStatus.SUCCESS),
                 ),
                 failure_count=Count(
-                    "device_deployments", filter=Q(device_deployments__status="failure")
+                    "device_deployments",
+                    filter=Q(device_deployments__status=DeviceDeploymentStatus.FAILURE),
                 ),
             )
         )

@@ -88,3 +88,25 @@ def test_the_purge_task_removes_expired_tokens(operator: Any) -> None:
 
     assert purge_expired_access_tokens_task(limit=10) == 1
     assert not AccessToken.objects.exists()
+
+
+def test_a_password_change_in_the_admin_revokes_the_users_tokens(
+    admin_browser: Client, operator: Any
+) -> None:
+    # given: the operator has a session token that works
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_user_token(user=operator)}")
+    assert api.get(ME).status_code == 200
+
+    # when: an administrator sets a new password on the admin's "change password" page
+    changed = admin_browser.post(
+        f"/admin/auth/user/{operator.pk}/password/",
+        {"password1": "an-admin-chosen-pass-9", "password2": "an-admin-chosen-pass-9"},
+    )
+
+    # then: the password changed and the old token is refused on its next request
+    assert changed.status_code == 302
+    operator.refresh_from_db()
+    assert operator.check_password("an-admin-chosen-pass-9")
+    assert api.get(ME).status_code == 401
+    assert AccessToken.objects.filter(user_id=operator.pk).count() == 0
