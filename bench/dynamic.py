@@ -84,6 +84,7 @@ def _recheck_with_filters(count: int) -> float:
         saved = DeviceFilter.objects.create(name=f"bench-extra-{index}", terms=[term])
         evaluate_device_filter(filter_id=saved.id)
     device_id = Device.objects.order_by("id").values_list("id", flat=True).first()
+    assert device_id is not None  # filter_reevaluation.run() has created the devices
     toggle = iter(["rpi4", "x86-64"] * 1000)
     return filter_reevaluation._median_seconds(
         lambda: merge_device_inventory(

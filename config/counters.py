@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -34,5 +35,9 @@ def record_rate_limit_rejection(*, scope: str) -> None:
 
 def rate_limit_rejections() -> dict[str, int]:
     """Rejections counted so far, by scope."""
-    counts = redis_client(settings.REDIS_URL).hgetall(RATE_LIMIT_REJECTIONS_KEY)
+    # The client does not decode responses (no decode_responses), so the hash comes back as bytes.
+    counts = cast(
+        "dict[bytes, bytes]",
+        redis_client(settings.REDIS_URL).hgetall(RATE_LIMIT_REJECTIONS_KEY),
+    )
     return {scope.decode(): int(count) for scope, count in counts.items()}

@@ -23,7 +23,7 @@ class SpooledUploadedFile(TemporaryUploadedFile):
     def __init__(
         self,
         name: str,
-        content_type: str,
+        content_type: str | None,
         size: int,
         charset: str | None,
         content_type_extra: dict[str, Any] | None = None,
@@ -47,6 +47,7 @@ class SpoolDirectoryUploadHandler(TemporaryFileUploadHandler):
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         FileUploadHandler.new_file(self, *args, **kwargs)
+        assert self.file_name is not None  # new_file() has just set it
         self.file = SpooledUploadedFile(
             self.file_name, self.content_type, 0, self.charset, self.content_type_extra
         )

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
@@ -72,8 +73,11 @@ class OpenApiContract:
     def check(self, response: requests.Response) -> requests.Response:
         """Assert that ``response`` is what the document says its operation answers; return it."""
         request = response.request
+        # a sent request has both
+        assert request.method is not None
+        assert request.url is not None
         method = request.method.lower()
-        path = requests.utils.urlparse(request.url).path
+        path = urlparse(request.url).path
         template = self.template_for(path)
         operation = self.document["paths"][template].get(method)
         assert operation is not None, f"{method.upper()} {template} is not documented"

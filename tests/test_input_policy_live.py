@@ -26,6 +26,7 @@ def send(
 ) -> tuple[int, dict[str, str], bytes]:
     """One request; ``chunked`` sends the body in 64 KiB chunks without Content-Length (Mender client)."""
     parts = urlsplit(base_url)
+    assert parts.hostname is not None  # the live server's URL
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     if chunked and body is not None:
         chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -23,7 +23,7 @@ KUSTOMIZE_ROOT = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes
 KUBERNETES_VERSION = "1.30.0"
 
 
-def _require(missing: str) -> None:
+def _require(missing: str) -> NoReturn:
     message = f"Kubernetes manifest check needs {missing}"
     if os.environ.get("CI", "").lower() == "true" or (
         os.environ.get("FLOTILLA_REQUIRE_KUBECTL") == "1"

@@ -112,7 +112,9 @@ def world(live_management_api: ManagementAPI) -> World:
         device for device, _ in factories.bulk_accepted_devices(ITEMS, prefix="paged")
     ]
     device_ids = [str(device.id) for device in devices]
-    add_devices_to_group(group_name="paged", device_ids=device_ids)
+    add_devices_to_group(
+        group_name="paged", device_ids=[device.id for device in devices]
+    )
     factories.bulk_accepted_devices(2, prefix="other")  # not in the group
     for number, tag in enumerate(("blue", "green", "blue"), start=1):
         factories.artifact(f"paged-{number}", ["paged-type"])
@@ -237,7 +239,7 @@ def test_default_per_page_is_20(path: str, live_management_api: ManagementAPI) -
     # given: 25 accepted devices in a group, in 25 deployments' history
     devices = factories.bulk_accepted_devices(25, prefix="many")
     add_devices_to_group(
-        group_name="paged", device_ids=[str(device.id) for device, _ in devices]
+        group_name="paged", device_ids=[device.id for device, _ in devices]
     )
     factories.artifact("many", ["paged-type"])
     for number in range(25):

@@ -6,7 +6,7 @@ API's shape only and carries no data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -43,7 +43,9 @@ class ErrorSerializer(serializers.Serializer):
 class FlotillaAutoSchema(AutoSchema):
     """Adds the JSON error responses every operation can give (400/401/404) to what views declare."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(
+        self, direction: Literal["request", "response"] = "response"
+    ) -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         codes = []
         if self.method in ("POST", "PUT", "PATCH") or self._get_parameters():
@@ -218,7 +220,9 @@ login = extend_schema_view(
     post=extend_schema(
         summary="Log in: HTTP Basic credentials in, a user token out",
         request=None,
-        auth=[{BASIC_AUTH: []}],
+        # drf-spectacular annotates auth as Sequence[str], but get_auth() returns it as the
+        # operation's security requirement objects (dicts), as its own get_auth() builds them.
+        auth=[{BASIC_AUTH: []}],  # type: ignore[list-item]
         parameters=[RETRY_AFTER_HEADER],
         responses={
             (200, "application/jwt"): JWT_RESPONSE,

@@ -397,7 +397,9 @@ class InstructionsSourceSerializer(serializers.Serializer):
 class InstructionsArtifactSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     artifact_name = serializers.CharField()
-    source = InstructionsSourceSerializer()
+    # A declared field named like Field.source: DRF's serializer metaclass moves declared
+    # fields off the class, which the stubs cannot express.
+    source = InstructionsSourceSerializer()  # type: ignore[assignment]
     device_types_compatible = serializers.ListField(child=serializers.CharField())
 
     class Meta:

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import lzma
 import tarfile
-from typing import IO, Protocol, cast
+from typing import IO, Protocol, Self, cast
 
 from deployments_app.artifact_format.errors import ArtifactError
 
@@ -143,13 +143,14 @@ def open_tar_stream(
             return super()._proc_member(tar)  # type: ignore[misc]
 
         @classmethod
-        def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        def fromtarfile(cls, tar: tarfile.TarFile) -> Self:
             # tarfile takes a corrupt or cut-off header after the first member for the end of
             # the archive, and one zero block for the end; Go's archive/tar (mender-artifact,
             # the client) refuses both, and wants the zero block followed by another or by EOF.
             try:
                 return super().fromtarfile(tar)
-            except tarfile.EOFHeaderError:
+            # tarfile's header exceptions are internal, absent from typeshed's tarfile stub.
+            except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
                 following = tar.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
                 if 0 < len(following) < tarfile.BLOCKSIZE:
                     raise ArtifactError(
@@ -160,13 +161,13 @@ def open_tar_stream(
                         f"{what}: invalid tar header after an end-of-archive block"
                     ) from None
                 raise
-            except tarfile.TruncatedHeaderError:
+            except tarfile.TruncatedHeaderError:  # type: ignore[attr-defined]
                 if tar.offset == 0:
                     raise  # tarfile's own "not a tar archive" answer
                 raise ArtifactError(
                     f"{what} is truncated inside a tar header"
                 ) from None
-            except tarfile.InvalidHeaderError as exc:
+            except tarfile.InvalidHeaderError as exc:  # type: ignore[attr-defined]
                 if tar.offset == 0:
                     raise
                 raise ArtifactError(f"{what}: invalid tar header ({exc})") from None

@@ -450,6 +450,7 @@ def _oldest_dynamic_candidate(
         )
         if candidate is None or candidate.is_member:
             return candidate
+        assert candidate.filter_id is not None  # selected by filter_id__in above
         if unevaluated_filters_matching_device(
             device_id=device_id, filter_ids=[candidate.filter_id]
         ):

@@ -43,6 +43,7 @@ def test_a_personal_access_token_is_shown_once_stored_as_a_hash_and_works_everyw
     row = AccessToken.objects.get(kind=TokenKind.PERSONAL)
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in str(AccessToken.objects.filter(pk=row.pk).values().get())
+    assert row.expires_at is not None
     assert row.expires_at - row.created_at == dt.timedelta(seconds=3600)
     listing = management_client.get(TOKENS).json()
     assert listing == [
@@ -208,11 +209,13 @@ def test_last_used_is_recorded_at_most_once_a_minute(
 
     pat.get(ME)
     first = AccessToken.objects.personal().get().last_used_at
+    assert first is not None
     pat.get(ME)
     unchanged = AccessToken.objects.personal().get().last_used_at
     AccessToken.objects.personal().update(last_used_at=first - dt.timedelta(minutes=2))
     pat.get(ME)
     refreshed = AccessToken.objects.personal().get().last_used_at
+    assert refreshed is not None
 
     assert first is not None
     assert unchanged == first
@@ -224,9 +227,11 @@ def test_last_used_is_recorded_at_most_once_a_minute(
 def test_purge_expired_tokens_deletes_only_expired_rows(operator: Any) -> None:
     issue_user_token(user=operator)
     issue_user_token(user=operator)
-    AccessToken.objects.filter(
-        pk=AccessToken.objects.order_by("created_at").first().pk
-    ).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    oldest = AccessToken.objects.order_by("created_at").first()
+    assert oldest is not None
+    AccessToken.objects.filter(pk=oldest.pk).update(
+        expires_at=timezone.now() - dt.timedelta(minutes=1)
+    )
 
     assert purge_expired_tokens(now=timezone.now(), limit=10) == 1
     assert AccessToken.objects.count() == 1

@@ -123,7 +123,7 @@ def test_admin_login_works_behind_the_https_proxy(
         username="root", email="root@example.com", password="admin-pass-123"
     )
     browser = Client(enforce_csrf_checks=True, HTTP_HOST="updates.example.com")
-    proxied = {"HTTP_X_FORWARDED_PROTO": "https", "secure": False}
+    proxied: dict[str, Any] = {"HTTP_X_FORWARDED_PROTO": "https", "secure": False}
 
     # when: the login form is fetched and posted through the proxy (Origin of the public URL)
     form = browser.get("/admin/login/", **proxied)

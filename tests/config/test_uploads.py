@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from django.test import RequestFactory
 
 
@@ -22,6 +22,7 @@ def test_a_large_file_part_spools_into_a_spool_directory_that_did_not_exist(
 
     # when: Django parses the body with the configured handlers
     uploaded = request.FILES["artifact"]
+    assert isinstance(uploaded, TemporaryUploadedFile)
 
     # then: it is spooled on disk, in the swept directory
     assert Path(uploaded.temporary_file_path()).parent == spool

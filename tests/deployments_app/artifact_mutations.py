@@ -175,12 +175,11 @@ def mutants(
     # member-level rewrites
     names = [m.name for m in members]
     for name in names:
-        yield Mutant(
-            f"{label}/without-{name}",
-            _rewrite(
-                content, lambda ms, name=name: [p for p in _pairs(ms) if p[0] != name]
-            ),
-        )
+
+        def without(ms: list[_Member], name: str = name) -> list[tuple[str, bytes]]:
+            return [p for p in _pairs(ms) if p[0] != name]
+
+        yield Mutant(f"{label}/without-{name}", _rewrite(content, without))
     yield Mutant(
         f"{label}/duplicate-last-member",
         _rewrite(content, lambda ms: [*_pairs(ms), _pairs(ms)[-1]]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,7 @@ def saved_not_evaluated(api: ManagementAPI) -> str:
 def saved_with_drifted_membership(api: ManagementAPI) -> str:
     filter_id = saved_via_api(api)
     assert DeviceFilter.objects.get(pk=filter_id).evaluated_ts is not None
-    FilterMembership.objects.filter(device_filter_id=filter_id).delete()
+    FilterMembership.objects.filter(device_filter_id=uuid.UUID(filter_id)).delete()
     return filter_id
 
 
@@ -255,7 +256,9 @@ def test_a_matching_device_polling_right_after_creation_is_admitted(
     assert answer.status_code == 200, answer.text
     assert answer.json()["id"] == deployment_id
     assert poll(live_server_url, outsider).status_code == 204
-    assert not FilterMembership.objects.filter(device_filter_id=filter_id).exists()
+    assert not FilterMembership.objects.filter(
+        device_filter_id=uuid.UUID(filter_id)
+    ).exists()
     assert DeviceDeployment.objects.filter(deployment_id=deployment_id).count() == 1
 
 

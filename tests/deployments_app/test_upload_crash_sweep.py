@@ -228,9 +228,11 @@ def test_sweep_removes_what_killed_uploads_leave_and_keeps_every_row(
     uploader.join(timeout=60)
     # PostgreSQL rolls the dead client's transaction back once it notices the client is gone.
     for pid in blocked:
-        wait_for(
-            lambda pid=pid: not backend_alive(pid, watcher), f"backend {pid} to end"
-        )
+
+        def ended(pid: int = pid) -> bool:
+            return not backend_alive(pid, watcher)
+
+        wait_for(ended, f"backend {pid} to end")
     watcher.close()
 
     # then: a stored file without a row is left behind (the failure being fixed)

@@ -37,7 +37,7 @@ def fleet(live_management_api: ManagementAPI) -> dict[str, Any]:
     gone, gone_token = factories.accepted_device("02:00:00:00:dc:01")
     kept, _ = factories.accepted_device("02:00:00:00:dc:02")
     ids = [str(gone.id), str(kept.id)]
-    add_devices_to_group(group_name="ring", device_ids=ids)
+    add_devices_to_group(group_name="ring", device_ids=[gone.id, kept.id])
     saved = create_device_filter(
         name="ring",
         terms=[

@@ -8,6 +8,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -89,6 +90,13 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
+def _acting_user(request: Request) -> AbstractBaseUser:
+    """The authenticated user (IsManagementUser, the default permission, admits no other)."""
+    user = request.user
+    assert isinstance(user, AbstractBaseUser)
+    return user
+
+
 def _user_id(request: Request, raw: str) -> int | None:
     """``me`` or a numeric id; None for ids that cannot name a user."""
     if raw.lower() == "me":
@@ -157,7 +165,7 @@ class UserDetailView(APIView):
             raise UserNotFound("user not found")
         users.update_user(
             user_id=pk,
-            actor_id=request.user.pk,
+            actor_id=_acting_user(request).pk,
             acting_token_id=request.auth.pk,
             **data.validated_data,
         )
@@ -175,14 +183,14 @@ class TokenListView(APIView):
     """``POST /settings/tokens`` (the token, once, as ``application/jwt``) and ``GET`` (metadata)."""
 
     def get(self, request: Request) -> Response:
-        found = selectors.list_personal_access_tokens(user_id=request.user.pk)
+        found = selectors.list_personal_access_tokens(user_id=_acting_user(request).pk)
         return Response(TokenOutputSerializer(found, many=True).data)
 
     def post(self, request: Request) -> HttpResponse:
         data = TokenCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token = tokens.issue_personal_access_token(
-            user=request.user, **data.validated_data
+            user=_acting_user(request), **data.validated_data
         )
         return HttpResponse(token, content_type=JWT_CONTENT_TYPE)
 
@@ -198,6 +206,6 @@ class TokenDetailView(APIView):
             parsed = None
         if parsed is not None:
             tokens.revoke_personal_access_token(
-                user_id=request.user.pk, token_id=parsed
+                user_id=_acting_user(request).pk, token_id=parsed
             )
         return Response(status=status.HTTP_204_NO_CONTENT)

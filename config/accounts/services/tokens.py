@@ -44,7 +44,7 @@ def _issue(
     )
     AccessToken.objects.create(
         id=token_id,
-        user=user,
+        user_id=user.pk,
         kind=kind,
         name=name,
         token_hash=token_digest(token),
@@ -67,7 +67,7 @@ def issue_personal_access_token(
 ) -> str:
     """A named PAT of ``user`` expiring in ``expires_in`` seconds (0: never, as in Mender)."""
     # Serialises PAT creation per user so the per-user cap holds under concurrency.
-    type(user).objects.select_for_update().filter(pk=user.pk).first()
+    type(user)._default_manager.select_for_update().filter(pk=user.pk).first()
     if (
         AccessToken.objects.personal().for_user(user.pk).count()
         >= settings.FLOTILLA_PAT_LIMIT_PER_USER

@@ -101,6 +101,7 @@ def update_user(
     ):
         raise CurrentPasswordMismatch("current password mismatch")
     if changes_email:
+        assert email is not None  # changes_email implies it
         if _email_taken(email, except_user_id=user.pk):
             raise DuplicateEmail(DUPLICATE_EMAIL_MESSAGE)
         if user.username.lower() == user.email.lower():
