@@ -26,7 +26,7 @@ class RevokingPasswordChangeForm(AdminPasswordChangeForm):
         return user
 
 
-class FlotillaUserAdmin(UserAdmin):  # type: ignore[type-arg]  # generic only in the stubs
+class FlotillaUserAdmin(UserAdmin):
     change_password_form = RevokingPasswordChangeForm
 
 
