@@ -6,6 +6,7 @@ API's shape only and carries no data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -18,6 +19,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import permissions, serializers
+from rest_framework.fields import empty
 
 from config.accounts.api.serializers import (
     TokenCreateInputSerializer,
@@ -57,10 +59,7 @@ class FlotillaAutoSchema(AutoSchema):
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(
-                    OpenApiResponse(ErrorSerializer, description="JSON error"),
-                    code,
-                    ["application/json"],
-                    direction,
+                    error("JSON error"), code, ["application/json"], direction
                 )
         return responses
 
@@ -137,6 +136,7 @@ LOCATION_HEADER = OpenApiParameter(
 )
 JWT_RESPONSE = OpenApiResponse(OpenApiTypes.STR, description="A raw JWT.")
 NO_CONTENT = OpenApiResponse(description="No content.")
+EMPTY_OK = {200: OpenApiResponse(description="Empty body.")}
 
 
 def array_of(item_type: str, item_format: str | None = None) -> dict[str, Any]:
@@ -147,6 +147,52 @@ def array_of(item_type: str, item_format: str | None = None) -> dict[str, Any]:
 
 def created(description: str = "Created.") -> dict[Any, Any]:
     return {201: OpenApiResponse(description=description)}
+
+
+def _errors(errors: Mapping[int, str] | None) -> dict[int, OpenApiResponse]:
+    return {code: error(text) for code, text in (errors or {}).items()}
+
+
+def no_content(
+    summary: str,
+    request: Any = empty,
+    errors: Mapping[int, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """An operation answering 204, or one of the ``errors`` (status: description)."""
+    return extend_schema(
+        summary=summary,
+        request=request,
+        responses={204: NO_CONTENT, **_errors(errors)},
+        **kwargs,
+    )
+
+
+def paged_list(
+    summary: str, responses: Any, *parameters: OpenApiParameter, **kwargs: Any
+) -> Any:
+    """A paged list (PAGE_PARAMETERS), with more ``parameters`` after the paging ones."""
+    return extend_schema(
+        summary=summary,
+        parameters=[*PAGE_PARAMETERS, *parameters],
+        responses=responses,
+        **kwargs,
+    )
+
+
+def creation(
+    summary: str,
+    request: Any,
+    created_text: str,
+    errors: Mapping[int, str] | None = None,
+) -> Any:
+    """An operation answering 201 with a Location header, or one of the ``errors``."""
+    return extend_schema(
+        summary=summary,
+        request=request,
+        parameters=[LOCATION_HEADER],
+        responses={**created(created_text), **_errors(errors)},
+    )
 
 
 # ---------------------------------------------------------------- useradm (config.accounts.api)
@@ -253,14 +299,11 @@ user_list = extend_schema_view(
         ],
         responses=UserSerializer(many=True),
     ),
-    post=extend_schema(
-        summary="Create a user",
-        request=UserNewSerializer,
-        parameters=[LOCATION_HEADER],
-        responses={
-            **created("User created."),
-            422: error("The email is taken or the password too short."),
-        },
+    post=creation(
+        "Create a user",
+        UserNewSerializer,
+        "User created.",
+        {422: "The email is taken or the password too short."},
     ),
 )
 user_detail = extend_schema_view(
@@ -269,26 +312,22 @@ user_detail = extend_schema_view(
         parameters=[USER_ID_PARAMETER],
         responses=UserSerializer,
     ),
-    put=extend_schema(
-        summary="Update a user's email or password",
+    put=no_content(
+        "Update a user's email or password",
+        UserUpdateSerializer,
+        {
+            422: "The email is taken, the password too short, the current password "
+            "wrong, or another user's password."
+        },
         description=(
             "Only users change their own password; changing one's own password or email "
             "needs `current_password`. A change revokes the user's other tokens."
         ),
         parameters=[USER_ID_PARAMETER],
-        request=UserUpdateSerializer,
-        responses={
-            204: NO_CONTENT,
-            422: error(
-                "The email is taken, the password too short, the current password "
-                "wrong, or another user's password."
-            ),
-        },
     ),
-    delete=extend_schema(
-        summary="Remove a user and their tokens (unknown ids too: 204)",
+    delete=no_content(
+        "Remove a user and their tokens (unknown ids too: 204)",
         parameters=[USER_ID_PARAMETER],
-        responses={204: NO_CONTENT},
     ),
 )
 token_list = extend_schema_view(
@@ -307,8 +346,5 @@ token_list = extend_schema_view(
     ),
 )
 token_detail = extend_schema_view(
-    delete=extend_schema(
-        summary="Revoke a personal access token (unknown ids too: 204)",
-        responses={204: NO_CONTENT},
-    )
+    delete=no_content("Revoke a personal access token (unknown ids too: 204)")
 )

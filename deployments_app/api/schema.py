@@ -18,12 +18,10 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from config.api.schema import (
-    LOCATION_HEADER,
-    NO_CONTENT,
-    PAGE_PARAMETERS,
     array_of,
-    created,
-    error,
+    creation,
+    no_content,
+    paged_list,
 )
 from deployments_app.api.artifact_serializers import (
     ArtifactEditInputSerializer,
@@ -153,37 +151,29 @@ artifact_list = extend_schema_view(
         parameters=ARTIFACT_FILTERS,
         responses=ArtifactSerializer(many=True),
     ),
-    post=extend_schema(
-        summary="Upload an artifact",
-        request={"multipart/form-data": ArtifactUploadSerializer},
-        parameters=[LOCATION_HEADER],
-        responses={
-            **created("Artifact stored."),
-            409: error("An artifact with this name and a device type exists."),
-            413: error("The artifact is larger than the limit."),
+    post=creation(
+        "Upload an artifact",
+        {"multipart/form-data": ArtifactUploadSerializer},
+        "Artifact stored.",
+        {
+            409: "An artifact with this name and a device type exists.",
+            413: "The artifact is larger than the limit.",
         },
     ),
 )
 artifact_paged_list = extend_schema_view(
-    get=extend_schema(
-        summary="List artifacts, paged",
-        parameters=[*PAGE_PARAMETERS, *ARTIFACT_FILTERS, SORT],
-        responses=ArtifactSerializer(many=True),
+    get=paged_list(
+        "List artifacts, paged",
+        ArtifactSerializer(many=True),
+        *ARTIFACT_FILTERS,
+        SORT,
     )
 )
 artifact_detail = extend_schema_view(
     get=extend_schema(summary="Get an artifact", responses=ArtifactSerializer),
-    put=extend_schema(
-        summary="Edit an artifact's description",
-        request=ArtifactEditInputSerializer,
-        responses={204: NO_CONTENT},
-    ),
-    delete=extend_schema(
-        summary="Delete an artifact",
-        responses={
-            204: NO_CONTENT,
-            409: error("An active deployment uses the artifact."),
-        },
+    put=no_content("Edit an artifact's description", ArtifactEditInputSerializer),
+    delete=no_content(
+        "Delete an artifact", errors={409: "An active deployment uses the artifact."}
     ),
 )
 artifact_download_link = extend_schema_view(
@@ -199,41 +189,29 @@ release_list_v1 = extend_schema_view(
     )
 )
 release_paged_list_v1 = extend_schema_view(
-    get=extend_schema(
-        summary="List releases, paged (v1)",
-        parameters=[*PAGE_PARAMETERS, *RELEASE_FILTERS, SORT],
-        responses=ReleaseV1Serializer(many=True),
+    get=paged_list(
+        "List releases, paged (v1)",
+        ReleaseV1Serializer(many=True),
+        *RELEASE_FILTERS,
+        SORT,
     )
 )
 release_list_v2 = extend_schema_view(
-    get=extend_schema(
-        summary="List releases, paged",
-        parameters=[*PAGE_PARAMETERS, *RELEASE_FILTERS, SORT],
-        responses=ReleaseSerializer(many=True),
+    get=paged_list(
+        "List releases, paged", ReleaseSerializer(many=True), *RELEASE_FILTERS, SORT
     ),
-    delete=extend_schema(
-        summary="Delete releases and their artifacts",
+    delete=no_content(
+        "Delete releases and their artifacts",
+        errors={409: "An active deployment uses a release."},
         parameters=[OpenApiParameter("name", str, many=True, required=True)],
-        responses={
-            204: NO_CONTENT,
-            409: error("An active deployment uses a release."),
-        },
     ),
 )
 release_detail_v2 = extend_schema_view(
     get=extend_schema(summary="Get a release", responses=ReleaseSerializer),
-    patch=extend_schema(
-        summary="Edit a release's notes",
-        request=ReleaseNotesInputSerializer,
-        responses={204: NO_CONTENT},
-    ),
+    patch=no_content("Edit a release's notes", ReleaseNotesInputSerializer),
 )
 release_tags_v2 = extend_schema_view(
-    put=extend_schema(
-        summary="Replace a release's tags",
-        request={"application/json": array_of("string")},
-        responses={204: NO_CONTENT},
-    )
+    put=no_content("Replace a release's tags", {"application/json": array_of("string")})
 )
 release_all_tags_v2 = extend_schema_view(
     get=extend_schema(
@@ -251,7 +229,9 @@ def add_artifact_download_operation(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the signed download is a plain Django view, not DRF."""
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    error_content = {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+    }
     artifact = {
         ARTIFACT_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}
     }
@@ -286,9 +266,12 @@ def add_artifact_download_operation(
             "200": {"description": "The artifact.", "content": artifact},
             "206": {"description": "The requested byte range.", "content": artifact},
             "302": {"description": "Redirect to the object storage."},
-            "403": {"description": "Expired or bad signature.", "content": error},
-            "404": {"description": "No such artifact.", "content": error},
-            "416": {"description": "Range not satisfiable.", "content": error},
+            "403": {
+                "description": "Expired or bad signature.",
+                "content": error_content,
+            },
+            "404": {"description": "No such artifact.", "content": error_content},
+            "416": {"description": "Range not satisfiable.", "content": error_content},
         },
     }
     path = DOWNLOAD_PATH_TEMPLATE.format(artifact_id="{artifact_id}")
@@ -386,10 +369,7 @@ class DeviceDeploymentHistorySerializer(serializers.Serializer):
         ref_name = "DeviceDeployment"
 
 
-class InstructionsSourceSerializer(serializers.Serializer):
-    uri = serializers.URLField()
-    expire = serializers.DateTimeField()
-
+class InstructionsSourceSerializer(DownloadLinkSerializer):
     class Meta:
         ref_name = "ArtifactSource"
 
@@ -446,14 +426,13 @@ NEXT_RESPONSES = {
 
 
 def _deployment_creation(summary: str, request: type[serializers.Serializer]) -> Any:
-    return extend_schema(
-        summary=summary,
-        request=request,
-        parameters=[LOCATION_HEADER],
-        responses={
-            **created("Deployment created."),
-            409: error("A conflicting deployment exists."),
-            422: error("No artifact matches the deployment."),
+    return creation(
+        summary,
+        request,
+        "Deployment created.",
+        {
+            409: "A conflicting deployment exists.",
+            422: "No artifact matches the deployment.",
         },
     )
 
@@ -485,34 +464,24 @@ next_deployment_v1 = extend_schema_view(
     ),
 )
 device_deployment_status = extend_schema_view(
-    put=extend_schema(
-        summary="Report the status of a deployment",
-        request=StatusReportInputSerializer,
-        responses={
-            204: NO_CONTENT,
-            409: error("The deployment was aborted or has a final status."),
-        },
+    put=no_content(
+        "Report the status of a deployment",
+        StatusReportInputSerializer,
+        {409: "The deployment was aborted or has a final status."},
     )
 )
 device_deployment_log = extend_schema_view(
-    put=extend_schema(
-        summary="Upload the deployment log",
-        request=DeploymentLogSerializer,
-        responses={204: NO_CONTENT},
-    )
+    put=no_content("Upload the deployment log", DeploymentLogSerializer)
 )
 deployment_list = extend_schema_view(
-    get=extend_schema(
-        summary="List deployments",
-        parameters=[
-            *PAGE_PARAMETERS,
-            OpenApiParameter("status", str, enum=[*DeploymentStatus.values, "aborted"]),
-            OpenApiParameter("search", str),
-            OpenApiParameter("created_after", int, description="Unix time."),
-            OpenApiParameter("created_before", int, description="Unix time."),
-            OpenApiParameter("sort", str, enum=["asc", "desc"]),
-        ],
-        responses=DeploymentSerializer(many=True),
+    get=paged_list(
+        "List deployments",
+        DeploymentSerializer(many=True),
+        OpenApiParameter("status", str, enum=[*DeploymentStatus.values, "aborted"]),
+        OpenApiParameter("search", str),
+        OpenApiParameter("created_after", int, description="Unix time."),
+        OpenApiParameter("created_before", int, description="Unix time."),
+        OpenApiParameter("sort", str, enum=["asc", "desc"]),
     ),
     post=_deployment_creation("Create a deployment", DeploymentCreateInputSerializer),
 )
@@ -530,13 +499,10 @@ deployment_detail = extend_schema_view(
     get=extend_schema(summary="Get a deployment", responses=DeploymentSerializer)
 )
 deployment_status = extend_schema_view(
-    put=extend_schema(
-        summary="Abort a deployment",
-        request=AbortInputSerializer,
-        responses={
-            204: NO_CONTENT,
-            422: error("The deployment is already finished."),
-        },
+    put=no_content(
+        "Abort a deployment",
+        AbortInputSerializer,
+        {422: "The deployment is already finished."},
     )
 )
 deployment_statistics = extend_schema_view(
@@ -582,10 +548,10 @@ deployment_devices = extend_schema_view(
     )
 )
 deployment_devices_list = extend_schema_view(
-    get=extend_schema(
-        summary="List the devices of a deployment, paged",
-        parameters=[*PAGE_PARAMETERS, DEVICE_DEPLOYMENT_STATUS],
-        responses=DeviceDeploymentSerializer(many=True),
+    get=paged_list(
+        "List the devices of a deployment, paged",
+        DeviceDeploymentSerializer(many=True),
+        DEVICE_DEPLOYMENT_STATUS,
     )
 )
 deployment_device_list = extend_schema_view(
@@ -601,17 +567,13 @@ device_deployment_log_management = extend_schema_view(
     )
 )
 device_deployment_history = extend_schema_view(
-    get=extend_schema(
-        summary="List a device's deployments",
-        parameters=[*PAGE_PARAMETERS, DEVICE_DEPLOYMENT_STATUS],
-        responses=DeviceDeploymentHistorySerializer(many=True),
+    get=paged_list(
+        "List a device's deployments",
+        DeviceDeploymentHistorySerializer(many=True),
+        DEVICE_DEPLOYMENT_STATUS,
     ),
-    delete=extend_schema(
-        summary="Abort a device's unfinished deployments", responses={204: NO_CONTENT}
-    ),
+    delete=no_content("Abort a device's unfinished deployments"),
 )
 device_deployment_history_reset = extend_schema_view(
-    delete=extend_schema(
-        summary="Forget a device's deployment history", responses={204: NO_CONTENT}
-    )
+    delete=no_content("Forget a device's deployment history")
 )

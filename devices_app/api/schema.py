@@ -12,22 +12,22 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
 from rest_framework import serializers
 
 from config.api.schema import (
+    EMPTY_OK,
     JWT_RESPONSE,
     LOCATION_HEADER,
-    NO_CONTENT,
     PAGE_HEADERS,
-    PAGE_PARAMETERS,
     array_of,
     bearer_jwt,
-    created,
+    creation,
     error,
+    no_content,
+    paged_list,
 )
 from devices_app.api.devauth_serializers import (
     DEVICE_STATUS_FILTERS,
@@ -148,29 +148,23 @@ device_ping = extend_schema_view(
     ),
 )
 device_list = extend_schema_view(
-    get=extend_schema(
-        summary="List devices",
-        parameters=[
-            *PAGE_PARAMETERS,
-            OpenApiParameter(
-                "status",
-                str,
-                enum=DEVICE_STATUS_FILTERS,
-                many=True,
-                description="Device statuses (any of them).",
-            ),
-            OpenApiParameter("id", str, many=True, description="Device ids."),
-        ],
-        responses=DeviceSerializer(many=True),
+    get=paged_list(
+        "List devices",
+        DeviceSerializer(many=True),
+        OpenApiParameter(
+            "status",
+            str,
+            enum=DEVICE_STATUS_FILTERS,
+            many=True,
+            description="Device statuses (any of them).",
+        ),
+        OpenApiParameter("id", str, many=True, description="Device ids."),
     ),
-    post=extend_schema(
-        summary="Preauthorize a device",
-        request=PreauthorizeInputSerializer,
-        parameters=[LOCATION_HEADER],
-        responses={
-            **created("Device preauthorized."),
-            409: error("The identity already exists."),
-        },
+    post=creation(
+        "Preauthorize a device",
+        PreauthorizeInputSerializer,
+        "Device preauthorized.",
+        {409: "The identity already exists."},
     ),
 )
 
@@ -193,8 +187,9 @@ def _repeated(description: str, enum: list[str] | None = None) -> dict[str, Any]
 _STATUS_FILTER = "Device statuses (any of them)."
 _ID_FILTER = "Device ids (any of them); one that is no UUID matches no device."
 devauth_device_search = extend_schema_view(
-    post=extend_schema(
-        summary="Search devices: the list's filters in the body",
+    post=paged_list(
+        "Search devices: the list's filters in the body",
+        DeviceSerializer(many=True),
         request={
             "application/json": {
                 "type": "object",
@@ -211,13 +206,11 @@ devauth_device_search = extend_schema_view(
                 },
             },
         },
-        parameters=PAGE_PARAMETERS,
-        responses=DeviceSerializer(many=True),
     )
 )
 device_detail = extend_schema_view(
     get=extend_schema(summary="Get a device", responses=DeviceSerializer),
-    delete=extend_schema(summary="Decommission a device", responses={204: NO_CONTENT}),
+    delete=no_content("Decommission a device"),
 )
 device_count = extend_schema_view(
     get=extend_schema(
@@ -228,18 +221,12 @@ device_count = extend_schema_view(
 )
 auth_set_status = extend_schema_view(
     get=extend_schema(summary="Get an auth set's status", responses=StatusSerializer),
-    put=extend_schema(
-        summary="Accept, reject or dismiss an auth set",
-        request=AuthSetStatusInputSerializer,
-        responses={204: NO_CONTENT},
+    put=no_content(
+        "Accept, reject or dismiss an auth set", AuthSetStatusInputSerializer
     ),
 )
-auth_set_detail = extend_schema_view(
-    delete=extend_schema(summary="Remove an auth set", responses={204: NO_CONTENT})
-)
-token_detail = extend_schema_view(
-    delete=extend_schema(summary="Revoke a device token", responses={204: NO_CONTENT})
-)
+auth_set_detail = extend_schema_view(delete=no_content("Remove an auth set"))
+token_detail = extend_schema_view(delete=no_content("Revoke a device token"))
 device_limit = extend_schema_view(
     get=extend_schema(
         summary="Maximum number of accepted devices (0: no limit)",
@@ -353,12 +340,9 @@ class FilterDetailSerializer(DeviceFilterOutputSerializer):
         ref_name = "FilterDetail"
 
 
-PAGED_INVENTORY = [
-    *PAGE_PARAMETERS,
-    OpenApiParameter(
-        "sort", str, description="attribute[:asc|:desc], comma separated."
-    ),
-]
+INVENTORY_SORT = OpenApiParameter(
+    "sort", str, description="attribute[:asc|:desc], comma separated."
+)
 attributes_request = {"application/json": AttributeInputSerializer(many=True)}
 device_ids_request = {"application/json": array_of("string", "uuid")}
 
@@ -366,24 +350,22 @@ device_inventory_attributes = extend_schema_view(
     put=extend_schema(
         summary="Replace the device's inventory",
         request=attributes_request,
-        responses={200: OpenApiResponse(description="Empty body.")},
+        responses=EMPTY_OK,
     ),
     patch=extend_schema(
         summary="Update the device's inventory",
         request=attributes_request,
-        responses={200: OpenApiResponse(description="Empty body.")},
+        responses=EMPTY_OK,
     ),
 )
 inventory_device_list = extend_schema_view(
-    get=extend_schema(
-        summary="List devices' inventories",
+    get=paged_list(
+        "List devices' inventories",
+        DeviceInventorySerializer(many=True),
+        INVENTORY_SORT,
+        OpenApiParameter("has_group", bool),
+        OpenApiParameter("group", str),
         description="Any other query parameter `attr=value` (or `scope/attr=value`) filters by that attribute.",
-        parameters=[
-            *PAGED_INVENTORY,
-            OpenApiParameter("has_group", bool),
-            OpenApiParameter("group", str),
-        ],
-        responses=DeviceInventorySerializer(many=True),
     )
 )
 inventory_device_detail = extend_schema_view(
@@ -400,9 +382,7 @@ inventory_device_detail = extend_schema_view(
         ],
         responses=DeviceInventorySerializer,
     ),
-    delete=extend_schema(
-        summary="Remove a device's inventory", responses={204: NO_CONTENT}
-    ),
+    delete=no_content("Remove a device's inventory"),
 )
 _tags_write: dict[str, Any] = {
     "request": attributes_request,
@@ -412,7 +392,7 @@ _tags_write: dict[str, Any] = {
         )
     ],
     "responses": {
-        200: OpenApiResponse(description="Empty body."),
+        **EMPTY_OK,
         412: error("If-Match does not match the tags' version."),
     },
 }
@@ -422,16 +402,10 @@ device_tags = extend_schema_view(
 )
 device_group = extend_schema_view(
     get=extend_schema(summary="Get a device's group", responses=DeviceGroupSerializer),
-    put=extend_schema(
-        summary="Put a device in a group",
-        request=GroupSerializer,
-        responses={204: NO_CONTENT},
-    ),
+    put=no_content("Put a device in a group", GroupSerializer),
 )
 device_group_membership = extend_schema_view(
-    delete=extend_schema(
-        summary="Take a device out of its group", responses={204: NO_CONTENT}
-    )
+    delete=no_content("Take a device out of its group")
 )
 group_list = extend_schema_view(
     get=extend_schema(
@@ -446,11 +420,7 @@ group_detail = extend_schema_view(
     )
 )
 group_devices = extend_schema_view(
-    get=extend_schema(
-        summary="List the device ids of a group",
-        parameters=PAGE_PARAMETERS,
-        responses={200: array_of("string", "uuid")},
-    ),
+    get=paged_list("List the device ids of a group", {200: array_of("string", "uuid")}),
     patch=extend_schema(
         summary="Add devices to a group",
         request=device_ids_request,
@@ -496,11 +466,7 @@ device_search = extend_schema_view(
     )
 )
 device_filter_list = extend_schema_view(
-    get=extend_schema(
-        summary="List saved filters",
-        parameters=PAGE_PARAMETERS,
-        responses=FilterSerializer(many=True),
-    ),
+    get=paged_list("List saved filters", FilterSerializer(many=True)),
     post=extend_schema(
         summary="Save a filter (dynamic group)",
         request=FilterInputSerializer,
@@ -510,12 +476,10 @@ device_filter_list = extend_schema_view(
 )
 device_filter_detail = extend_schema_view(
     get=extend_schema(summary="Get a saved filter", responses=FilterDetailSerializer),
-    delete=extend_schema(summary="Delete a saved filter", responses={204: NO_CONTENT}),
+    delete=no_content("Delete a saved filter"),
 )
 device_filter_search = extend_schema_view(
-    get=extend_schema(
-        summary="Devices a saved filter matches now",
-        parameters=PAGE_PARAMETERS,
-        responses=DeviceInventorySerializer(many=True),
+    get=paged_list(
+        "Devices a saved filter matches now", DeviceInventorySerializer(many=True)
     )
 )
