@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
+
+from config.input_policy import is_large_upload
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -54,11 +56,13 @@ class ChunkedBodyMiddleware:
         max_bytes: int,
         in_memory_bytes: int,
         max_non_upload_bytes: int | None = None,
+        upload_paths: Collection[str] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.in_memory_bytes = in_memory_bytes
         self.max_non_upload_bytes = max_non_upload_bytes
+        self.upload_paths = upload_paths
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -67,7 +71,11 @@ class ChunkedBodyMiddleware:
         if not is_chunked or environ.get("CONTENT_LENGTH"):
             return self.app(environ, start_response)
         max_bytes = self.max_bytes
-        is_upload = environ.get("CONTENT_TYPE", "").startswith("multipart/")
+        is_upload = is_large_upload(
+            environ.get("CONTENT_TYPE", ""),
+            environ.get("PATH_INFO", ""),
+            self.upload_paths,
+        )
         if self.max_non_upload_bytes is not None and not is_upload:
             max_bytes = min(max_bytes, self.max_non_upload_bytes)
         try:

@@ -12,17 +12,27 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
 
 # PostgreSQL column ranges (https://www.postgresql.org/docs/current/datatype-numeric.html).
-PG_SMALLINT_MAX = 2**15 - 1
 PG_INTEGER_MAX = 2**31 - 1
 PG_BIGINT_MAX = 2**63 - 1
 
 # NUL cannot be stored in PostgreSQL text or jsonb; a lone surrogate cannot be encoded as UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_large_upload(
+    content_type: str, path: str, upload_paths: Collection[str] | None
+) -> bool:
+    """A multipart body to an upload path (``None``: any path), the one kind of body allowed past
+    FLOTILLA_MAX_JSON_BODY, up to FLOTILLA_MAX_REQUEST_BODY."""
+    return content_type.startswith("multipart/") and (
+        upload_paths is None or path in upload_paths
+    )
 
 
 class UnacceptableInput(ValueError):
@@ -81,9 +91,9 @@ def load_document(text: str | bytes, *, what: str = "request body") -> Any:
         ) from None
     except UnicodeDecodeError:
         raise UnacceptableInput(f"{what} is not valid UTF-8") from None
+    except UnacceptableInput:
+        raise
     except ValueError as exc:
-        if isinstance(exc, UnacceptableInput):
-            raise
         raise UnacceptableInput(f"{what} is not valid JSON: {exc}") from None
     check_document(document, what=what)
     return document

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 from redis.exceptions import RedisError
 
+from config import queues
 from config.api.errors import error_body
 from config.counters import rate_limit_rejections, redis_client
 
@@ -32,13 +33,6 @@ logger = logging.getLogger(__name__)
 # kombu's Redis transport keeps a queue's priorities 1-9 in lists named "<queue>\x06\x16<step>".
 _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
-
-
-def celery_queue_names() -> list[str]:
-    """The queues Flotilla's tasks go to."""
-    queues = getattr(settings, "CELERY_TASK_QUEUES", None) or ()
-    names = [getattr(queue, "name", queue) for queue in queues]
-    return names or [settings.CELERY_TASK_DEFAULT_QUEUE]
 
 
 def celery_queue_depth(*, queue: str) -> int:
@@ -60,7 +54,7 @@ def _broker_families() -> Iterator[Metric]:
         "Celery messages waiting in the broker, by queue.",
         labels=["queue"],
     )
-    for queue in celery_queue_names():
+    for queue in queues.ALL_QUEUES:
         depth.add_metric([queue], celery_queue_depth(queue=queue))
     yield depth
     rejections = CounterMetricFamily(

@@ -15,4 +15,5 @@ application = ChunkedBodyMiddleware(
     max_bytes=settings.FLOTILLA_MAX_REQUEST_BODY,
     in_memory_bytes=settings.FLOTILLA_CHUNKED_SPOOL_IN_MEMORY,
     max_non_upload_bytes=settings.FLOTILLA_MAX_JSON_BODY,
+    upload_paths=settings.FLOTILLA_MULTIPART_UPLOAD_PATHS,
 )

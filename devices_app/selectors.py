@@ -43,9 +43,9 @@ def list_devices(
     *, statuses: list[str] | None = None, ids: list[Any] | None = None
 ) -> QuerySet[Device]:
     """Devices (with their auth sets prefetched), oldest first; decommissioned ones are gone."""
-    devices = Device.objects.exclude(
-        status=DeviceStatus.DECOMMISSIONED
-    ).prefetch_related(Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts")))
+    devices = inventory_devices().prefetch_related(
+        Prefetch("auth_sets", queryset=AuthSet.objects.order_by("ts"))
+    )
     if statuses:
         devices = devices.filter(status__in=statuses)
     if ids:
@@ -62,7 +62,7 @@ def get_device(*, device_id: uuid.UUID) -> Device:
 
 def count_devices(*, status: str | None = None) -> int:
     """How many devices (with ``status``) the management API shows: decommissioned ones are gone."""
-    devices = Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
+    devices = inventory_devices()
     if status:
         devices = devices.filter(status=status)
     return devices.count()
@@ -72,7 +72,7 @@ def count_devices(*, status: str | None = None) -> int:
 
 
 def inventory_devices() -> QuerySet[Device]:
-    """Devices as the inventory sees them (decommissioned devices are gone from it)."""
+    """Devices as every management API sees them (decommissioned devices are gone from it)."""
     return Device.objects.exclude(status=DeviceStatus.DECOMMISSIONED)
 
 

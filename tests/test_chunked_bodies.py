@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -147,3 +148,32 @@ def test_chunked_non_upload_body_has_the_smaller_bound(
 
     assert statuses[0].startswith(expected)
     assert seen == ({} if expected == "413" else {"length": 1001})
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"), [("/up", "200"), ("/admin/login/", "413")]
+)
+def test_chunked_multipart_body_is_large_only_on_an_upload_path(
+    path: str, expected: str
+) -> None:
+    def inner(environ: dict, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = ChunkedBodyMiddleware(
+        inner,
+        max_bytes=10_000,
+        in_memory_bytes=100,
+        max_non_upload_bytes=1000,
+        upload_paths={"/up"},
+    )
+    statuses: list[str] = []
+    environ = {
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        "CONTENT_TYPE": "multipart/form-data; boundary=x",
+        "PATH_INFO": path,
+        "wsgi.input": io.BytesIO(b"x" * 1001),
+    }
+    b"".join(app(environ, lambda status, headers: statuses.append(status)))
+
+    assert statuses[0].startswith(expected)

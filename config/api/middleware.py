@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.api.errors import error_body
-from config.input_policy import UnacceptableInput, check_text
+from config.input_policy import UnacceptableInput, check_text, is_large_upload
 
 
 class RequestIdMiddleware:
@@ -52,11 +52,11 @@ class InputPolicyMiddleware:
 
 
 def _body_too_large(request: HttpRequest) -> str | None:
-    if (request.content_type or "").startswith("multipart/") and request.path_info in (
-        settings.FLOTILLA_MULTIPART_UPLOAD_PATHS
+    if is_large_upload(
+        request.content_type or "",
+        request.path_info,
+        settings.FLOTILLA_MULTIPART_UPLOAD_PATHS,
     ):
-        # Artifact uploads: bounded by FLOTILLA_MAX_REQUEST_BODY and spooled to disk. Any other
-        # multipart body (e.g. to the admin login) gets the small limit like every other body.
         return None
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -93,7 +93,7 @@ def _poll_response(request: Request, provides: Any) -> Response:
 
 
 @schema.next_deployment_v2
-class NextDeploymentV2View(DeviceAPIView, APIView):
+class NextDeploymentV2View(DeviceAPIView):
     """``POST /api/devices/v2/deployments/device/deployments/next`` with ``device_provides``."""
 
     def post(self, request: Request) -> Response:
@@ -101,7 +101,7 @@ class NextDeploymentV2View(DeviceAPIView, APIView):
 
 
 @schema.next_deployment_v1
-class NextDeploymentV1View(DeviceAPIView, APIView):
+class NextDeploymentV1View(DeviceAPIView):
     """``POST`` (flat provides) and ``GET ?artifact_name=&device_type=`` on v1 ``.../next``."""
 
     def post(self, request: Request) -> Response:
@@ -119,7 +119,7 @@ class NextDeploymentV1View(DeviceAPIView, APIView):
 
 
 @schema.device_deployment_status
-class DeviceDeploymentStatusView(DeviceAPIView, APIView):
+class DeviceDeploymentStatusView(DeviceAPIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/status`` → exactly 204."""
 
     def put(self, request: Request, deployment_id: Any) -> Response:
@@ -135,7 +135,7 @@ class DeviceDeploymentStatusView(DeviceAPIView, APIView):
 
 
 @schema.device_deployment_log
-class DeviceDeploymentLogView(DeviceAPIView, APIView):
+class DeviceDeploymentLogView(DeviceAPIView):
     """``PUT /api/devices/v1/deployments/device/deployments/{id}/log`` → 204."""
 
     def put(self, request: Request, deployment_id: Any) -> Response:

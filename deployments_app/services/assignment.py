@@ -423,11 +423,11 @@ def _oldest_dynamic_candidate(
     # are candidates too, checked for this device on the spot: a matching device is admitted on
     # its first poll, not once the worker is done. In the common case there are none, and this
     # stays one query.
-    unevaluated = DeviceFilter.objects.filter(evaluated_ts__isnull=True).values("pk")
+    unevaluated = DeviceFilter.objects.filter(evaluated_ts__isnull=True)
     candidates = (
         Deployment.objects.unfinished()
         .filter(
-            Q(filter_id__in=member_of) | Q(filter_id__in=unevaluated),
+            Q(filter_id__in=member_of) | Q(filter_id__in=unevaluated.values("pk")),
             target_kind=TargetKind.DYNAMIC,
         )
         .exclude(
@@ -443,19 +443,19 @@ def _oldest_dynamic_candidate(
     )
     if after is not None:
         candidates = candidates.filter(created__gt=after)
-    not_matching: list[Any] = []
-    while True:
-        candidate = (
-            candidates.exclude(pk__in=not_matching).order_by("created", "id").first()
-        )
-        if candidate is None or candidate.is_member:
-            return candidate
-        assert candidate.filter_id is not None  # selected by filter_id__in above
-        if unevaluated_filters_matching_device(
-            device_id=device_id, filter_ids=[candidate.filter_id]
-        ):
-            return candidate
-        not_matching.append(candidate.pk)
+    candidate = candidates.order_by("created", "id").first()
+    if candidate is None or candidate.is_member:
+        return candidate
+    # The oldest candidate is on an unevaluated filter: evaluate every unevaluated filter for
+    # this device at once, then take the oldest candidate it is a member of or matches.
+    matching = unevaluated_filters_matching_device(
+        device_id=device_id, filter_ids=list(unevaluated.values_list("pk", flat=True))
+    )
+    return (
+        candidates.filter(Q(is_member=True) | Q(filter_id__in=matching))
+        .order_by("created", "id")
+        .first()
+    )
 
 
 def _take_phase_slot(

@@ -34,6 +34,7 @@ from devices_app.services import devauth
 class AuthRequestView(APIView):
     """``POST /api/devices/v1/authentication/auth_requests``: the Authorization header carries a tenant token."""
 
+    throttle_scope = "auth_requests"  # the label of its 429s in /metrics
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes = AUTH_REQUEST_THROTTLES
@@ -48,7 +49,7 @@ class AuthRequestView(APIView):
 
 
 @schema.device_ping
-class DevicePingView(DeviceAPIView, APIView):
+class DevicePingView(DeviceAPIView):
     """``GET|POST /api/devices/v1/flotilla/ping``: our own trivial device-authenticated endpoint.
 
     Lets a device (or a benchmark) check its token; it is the baseline the poll benchmark compares to.

@@ -40,7 +40,7 @@ from devices_app.states import DeviceStatus
 
 
 @schema.device_inventory_attributes
-class DeviceInventoryAttributesView(DeviceAPIView, APIView):
+class DeviceInventoryAttributesView(DeviceAPIView):
     """``PUT|PATCH /api/devices/v1/inventory/device/attributes``: exactly 200 with an empty body."""
 
     def put(self, request: Request) -> HttpResponse:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
@@ -30,6 +30,7 @@ from deployments_app.services.upload_sweep import (
 )
 from deployments_app.tasks import sweep_upload_leftovers_task
 from tests.deployments_app.conftest import BuiltArtifacts
+from tests.e2e.mender_harness import wait_for
 from tests.fixtures.live_server import (
     LiveServer,
     database_url,
@@ -38,15 +39,6 @@ from tests.fixtures.live_server import (
 )
 
 ARTIFACTS_URL = "/api/management/v1/deployments/artifacts"
-T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def kill_server(server: LiveServer) -> None:
@@ -177,7 +169,9 @@ def test_sweep_removes_what_killed_uploads_leave_and_keeps_every_row(
     )
     wait_for(
         lambda: any(p.stat().st_size >= 4 * 1024**2 for p in files_under(spool)),
-        "the upload to spool 4 MiB",
+        60,
+        interval=0.05,
+        description="the upload to spool 4 MiB",
     )
     kill_server(server)
     stalled.close()
@@ -215,11 +209,16 @@ def test_sweep_removes_what_killed_uploads_leave_and_keeps_every_row(
     uploader.start()
     try:
         wait_for(
-            lambda: len(files_under(media / "artifacts")) == 2, "the move into storage"
+            lambda: len(files_under(media / "artifacts")) == 2,
+            60,
+            interval=0.05,
+            description="the move into storage",
         )
         blocked = wait_for(
             lambda: waiting_backends_on("deployments_app_release", watcher),
-            "the registering transaction to wait on the release table",
+            60,
+            interval=0.05,
+            description="the registering transaction to wait on the release table",
         )
         kill_server(server)
     finally:
@@ -232,7 +231,7 @@ def test_sweep_removes_what_killed_uploads_leave_and_keeps_every_row(
         def ended(pid: int = pid) -> bool:
             return not backend_alive(pid, watcher)
 
-        wait_for(ended, f"backend {pid} to end")
+        wait_for(ended, 60, interval=0.05, description=f"backend {pid} to end")
     watcher.close()
 
     # then: a stored file without a row is left behind (the failure being fixed)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from config.accounts.exceptions import LoginThrottled
 from config.accounts.models import LoginLockout
+from config.counters import record_rate_limit_rejection
 from config.ratelimits import GLOBAL_KEY, RateLimit, count_hit
 
 if TYPE_CHECKING:
@@ -61,6 +62,12 @@ def _lock(*, scope: str, subject: str, failures: int, seconds: int) -> None:
     )
 
 
+def _refused(*, retry_after: int) -> LoginThrottled:
+    # Counted here so that every refused login, API or admin, shows in /metrics.
+    record_rate_limit_rejection(scope="login")
+    return LoginThrottled(THROTTLED_MESSAGE, retry_after=retry_after)
+
+
 def check_login_allowed(*, login: str, address: str) -> None:
     """Count this attempt for its address and globally; raise ``LoginThrottled`` when over a limit.
 
@@ -77,16 +84,16 @@ def check_login_allowed(*, login: str, address: str) -> None:
                 failures=address_usage.count,
                 seconds=address_usage.retry_after,
             )
-        raise LoginThrottled(THROTTLED_MESSAGE, retry_after=address_usage.retry_after)
+        raise _refused(retry_after=address_usage.retry_after)
     if global_usage is not None and global_usage.is_exceeded:
-        raise LoginThrottled(THROTTLED_MESSAGE, retry_after=global_usage.retry_after)
+        raise _refused(retry_after=global_usage.retry_after)
     account_usage = count_hit(
         RateLimit.LOGIN_FAILURES_PER_ACCOUNT,
         key=normalized_login(login),
         increment=False,
     )
     if account_usage is not None and account_usage.count >= account_usage.limit:
-        raise LoginThrottled(THROTTLED_MESSAGE, retry_after=account_usage.retry_after)
+        raise _refused(retry_after=account_usage.retry_after)
 
 
 def record_login_failure(*, login: str) -> None:

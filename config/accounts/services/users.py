@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.accounts.exceptions import (
@@ -38,10 +39,7 @@ def _email_taken(email: str, *, except_user_id: int | None = None) -> bool:
     users = get_user_model().objects.all()
     if except_user_id is not None:
         users = users.exclude(pk=except_user_id)
-    return (
-        users.filter(email__iexact=email).exists()
-        or users.filter(username__iexact=email).exists()
-    )
+    return users.filter(Q(email__iexact=email) | Q(username__iexact=email)).exists()
 
 
 def _touch(user_id: int) -> None:
